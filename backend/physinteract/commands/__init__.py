@@ -1,0 +1,1 @@
+"""Subcommands of the ``physinteract`` command line (see physinteract.cli)."""

@@ -1,0 +1,9 @@
+"""PhysInteract Blender add-on (placeholder while bootstrapping)."""
+
+
+def register() -> None:
+    pass
+
+
+def unregister() -> None:
+    pass
