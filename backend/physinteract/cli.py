@@ -21,6 +21,7 @@ COMMANDS: dict[str, str] = {
     "validate": "physinteract.commands.validate",
     "example": "physinteract.commands.example",
     "fill": "physinteract.commands.fill",
+    "models": "physinteract.commands.models",
     "simulate": "physinteract.commands.simulate",
     "bench": "physinteract.commands.bench",
 }

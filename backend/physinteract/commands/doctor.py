@@ -77,7 +77,7 @@ def collect(probe_arch: bool = True) -> dict[str, Any]:
             gpu = f"error: {e}"
     info["gpu"] = gpu
     try:
-        from physinteract.perception import models  # type: ignore[attr-defined]
+        from physinteract.perception import models
 
         info["models"] = models.report()
     except ImportError:

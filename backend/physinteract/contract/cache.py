@@ -21,9 +21,10 @@ import json
 import os
 import re
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 
@@ -40,7 +41,7 @@ FRAMES_DIR = "frames"
 FRAME_DIGITS = 6
 STATUSES = ("running", "complete", "cancelled", "failed")
 
-_FRAME_RE = re.compile(r"^frame_(-?\d{%d,})\.(npz|done)$" % FRAME_DIGITS)
+_FRAME_RE = re.compile(r"^frame_(-?\d{" + str(FRAME_DIGITS) + r",})\.(npz|done)$")
 
 
 def frame_stem(frame: int) -> str:
@@ -189,7 +190,9 @@ class CacheWriter:
     ) -> None:
         self.folder = Path(folder)
         (self.folder / FRAMES_DIR).mkdir(parents=True, exist_ok=True)
-        self.manifest = CacheManifest(kind, float(fps), int(frame_start), int(frame_end), list(point_sets), job=job, metadata=metadata or {})
+        self.manifest = CacheManifest(
+            kind, float(fps), int(frame_start), int(frame_end), list(point_sets), job=job, metadata=metadata or {}
+        )
         self.events = EventLog(self.folder / EVENTS_FILE)
         self._sets = {p.name: p for p in point_sets}
         self._write_manifest()
