@@ -10,11 +10,12 @@ import argparse
 import importlib
 import json
 
-HELP = "run a benchmark and print JSON (targets: mpm, ply)"
+HELP = "run a benchmark and print JSON (targets: mpm, ply, render)"
 
 TARGETS = {
     "mpm": "physinteract.mpm.bench",
     "ply": "physinteract.geometry.bench",
+    "render": "physinteract.render.bench",
 }
 
 

@@ -28,6 +28,50 @@ def sh_dc_from_rgb(rgb: Tensor) -> Tensor:
     return (rgb - 0.5) / SH_C0
 
 
+def sh_basis(directions: Tensor, degree: int) -> Tensor:
+    """Real spherical harmonics [N, (degree + 1)^2] at unit ``directions`` [N, 3], degree <= 3.
+
+    Orthonormal on the sphere, ordered and signed as 3DGS stores its coefficients
+    (f_dc then f_rest per degree, m = -l..l).
+    """
+    if not 0 <= degree <= 3:
+        raise ValueError(f"sh_basis: degree must be 0..3, got {degree}")
+    x, y, z = directions.unbind(-1)
+    out = [torch.full_like(x, SH_C0)]
+    if degree >= 1:
+        c1 = 0.4886025119029199  # sqrt(3 / (4 pi))
+        out += [-c1 * y, c1 * z, -c1 * x]
+    if degree >= 2:
+        xx, yy, zz = x * x, y * y, z * z
+        c2 = (1.0925484305920792, 0.31539156525252005, 0.5462742152960396)
+        out += [c2[0] * x * y, -c2[0] * y * z, c2[1] * (2 * zz - xx - yy), -c2[0] * x * z, c2[2] * (xx - yy)]
+    if degree >= 3:
+        c3 = (0.5900435899266435, 2.890611442640554, 0.4570457994644658, 0.3731763325901154, 1.445305721320277)
+        out += [
+            -c3[0] * y * (3 * xx - yy),
+            c3[1] * x * y * z,
+            -c3[2] * y * (4 * zz - xx - yy),
+            c3[3] * z * (2 * zz - 3 * xx - 3 * yy),
+            -c3[2] * x * (4 * zz - xx - yy),
+            c3[4] * z * (xx - yy),
+            -c3[0] * x * (xx - 3 * yy),
+        ]
+    return torch.stack(out, -1)
+
+
+def rgb_from_sh(sh: Tensor, directions: Tensor) -> Tensor:
+    """View-dependent RGB [N, 3] = 0.5 + sum_k sh[:, k] Y_k(d), clamped at 0 as in 3DGS.
+
+    Args:
+        sh: [N, K, 3] coefficients, K = (degree + 1)^2 in 3DGS order (K = 1: f_dc only).
+        directions: [N, 3] unit vectors from the camera centre to the Gaussians (world frame).
+    """
+    degree = round(sh.shape[1] ** 0.5) - 1
+    if (degree + 1) ** 2 != sh.shape[1]:
+        raise ValueError(f"rgb_from_sh: sh must be [N, (degree+1)^2, 3], got {list(sh.shape)}")
+    return (0.5 + (sh_basis(directions, degree)[..., None] * sh).sum(1)).clamp_min(0.0)
+
+
 def rotation_from_quat(quats: Tensor) -> Tensor:
     """Rotation matrices [N, 3, 3] from quaternions ``quats`` [N, 4] (w, x, y, z; normalised here)."""
     q = quats / quats.norm(dim=-1, keepdim=True)
@@ -121,6 +165,11 @@ class Camera:
         if self.width <= 0 or self.height <= 0:
             raise ValueError(f"Camera: width and height must be positive, got {self.width}x{self.height}")
 
+    def center(self) -> Tensor:
+        """Camera centre [3] in the world frame, metres (-R^T t)."""
+        rot, trans = self.world_to_camera[:3, :3], self.world_to_camera[:3, 3]
+        return -rot.T @ trans
+
     @classmethod
     def from_numpy(
         cls,
@@ -139,9 +188,7 @@ class Camera:
         )
 
     @classmethod
-    def from_contract(
-        cls, camera: object, frame: int, dtype: torch.dtype = torch.float32, device: torch.device | str = "cpu"
-    ) -> Camera:
+    def from_contract(cls, camera: object, frame: int, dtype: torch.dtype = torch.float32, device: torch.device | str = "cpu") -> Camera:
         """Frame ``frame`` of a ``physinteract.contract.job.Camera`` (K [3,3], world_to_camera [F,4,4])."""
         K = camera.K  # type: ignore[attr-defined]
         w2c = camera.world_to_camera[frame]  # type: ignore[attr-defined]
