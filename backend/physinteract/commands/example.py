@@ -10,7 +10,7 @@ from pathlib import Path
 HELP = "run the main job on the bundled example (soft rope): fill, simulate, bake a cache"
 DESCRIPTION = (
     "Fill the bundled rope mesh with particles, simulate a keyed grasp-and-lift with the MPM core, and bake the "
-    "result into a contract cache (per-frame files and PC2 point caches). Writes DIR/job, DIR/cache, DIR/summary.json."
+    "result into a contract cache (per-frame files and PC2 point caches). Writes DIR/job, DIR/cache, DIR/summary.json and DIR/report.md with pictures."
 )
 
 
@@ -42,8 +42,8 @@ def run(args: argparse.Namespace) -> int:
     if (cache / contract.CACHE_MANIFEST).is_file():
         contract.clear_cache(cache)
 
-    def progress(done: int, total: int) -> None:
-        print(f"example: simulated frame {done}/{total}", flush=True)
+    def progress(info: dict) -> None:
+        print("example: simulate " + ", ".join(f"{k} {v}" for k, v in info.items()), flush=True)
 
     t1 = time.perf_counter()
     simulate_job(job, cache, arch=None if args.arch == "auto" else args.arch, progress=progress)
@@ -65,6 +65,10 @@ def run(args: argparse.Namespace) -> int:
         "cache": str(cache),
     }
     contract.atomic_write_json(out / "summary.json", summary)
+    from physinteract.report import write_bake_report
+
+    report = write_bake_report(out, job, cache, summary)
     print(json.dumps(summary, indent=2))
+    print(f"example: report at {report}")
     return 0
 
