@@ -1,0 +1,589 @@
+"""The MLS-MPM solver: APIC transfers, quadratic B-splines, fixed-corotated elasticity.
+
+One substep is ``clear_grid, p2g, grid_op, g2p`` in that order. Particle state is
+held in ``slots`` (x[s, p], ...) and never overwritten within a taped segment, so
+Taichi's reverse-mode autodiff can run the kernels backwards (``rollout.py``
+stores per-frame checkpoints and recomputes substeps in the backward pass).
+
+Fixed-corotated Kirchhoff stress (Stomakhin et al. 2012; the paper's Eq. (1)):
+    tau = 2 mu (F - R) F^T + lambda (J - 1) J I,   F = R S (polar),  J = det F,
+    mu = E / (2 (1 + nu)),  lambda = E nu / ((1 + nu) (1 - 2 nu)).
+R comes from scaled Newton iterations R <- (g R + (g R)^-T) / 2 (Higham). The stress is
+computed in its own kernel (``compute_stress``) whose adjoint ``stress_backward`` is written
+by hand from the polar derivative dR = R [w]x, w = (tr(S) I - S)^-1 axial(R^T dF - dF^T R)
+(``ti.svd`` is not differentiable in 3D, and an autodiffed iteration compiles slowly).
+The transfers p2g / g2p also have hand-written adjoints (``p2g_backward``, ``g2p_backward``):
+Taichi 1.7 autodiff is wrong for their dynamic 27-node loops and compiles for minutes when
+they are unrolled. ``grid_op`` (no inner loops) is differentiated by Taichi. All adjoints
+are checked against finite differences in tests/mpm/test_gradients.py.
+Units SI (m, kg, s, Pa, N); world frame (+Z up).
+"""
+
+import math
+
+import numpy as np
+import taichi as ti
+
+from physinteract.mpm.config import SolverConfig
+from physinteract.mpm.model import Control, Model
+from physinteract.mpm.runtime import ensure_taichi
+
+COLLIDER_CODES = {"none": 0, "sphere": 1, "capsule": 2, "plane": 3}
+GROUND_CODES = {"sticky": 0, "slip": 1, "separate": 2}
+EPS = 1e-20
+
+
+class SlotState:
+    """A device-side State: slot ``slot`` of a solver's particle buffers at ``time`` (s)."""
+
+    def __init__(self, solver: "MPMSolver", slot: int, time: float = 0.0) -> None:
+        self.solver, self.slot, self.time = solver, slot, time
+
+    def numpy(self):  # -> model.State
+        return self.solver.read_state(self.slot, self.time)
+
+
+@ti.data_oriented
+class MPMSolver:
+    """MLS-MPM on a dense grid over the model's domain.
+
+    Args:
+        model: particles, material and grid (fixed during a step).
+        config: solver settings (defaults to ``model.config``).
+        slots: particle-state buffers; a taped segment of L substeps needs L + 1.
+        requires_grad: allocate adjoint fields for reverse-mode autodiff.
+    """
+
+    Config = SolverConfig
+
+    def __init__(self, model: Model, config: SolverConfig | None = None, *, slots: int = 2, requires_grad: bool = False) -> None:
+        self.model = model
+        self.config = cfg = config or model.config
+        self.arch = ensure_taichi(cfg.arch, cfg.precision)
+        self.np_real = np.float64 if cfg.precision == "f64" else np.float32
+        real = ti.f64 if cfg.precision == "f64" else ti.f32
+        g = requires_grad
+        self.requires_grad = g
+        self.n = n = model.num_particles
+        self.slots = max(2, slots)
+        self.x = ti.Vector.field(3, real, shape=(self.slots, n), needs_grad=g)
+        self.v = ti.Vector.field(3, real, shape=(self.slots, n), needs_grad=g)
+        self.C = ti.Matrix.field(3, 3, real, shape=(self.slots, n), needs_grad=g)
+        self.F = ti.Matrix.field(3, 3, real, shape=(self.slots, n), needs_grad=g)
+        self.tau = ti.Matrix.field(3, 3, real, shape=n, needs_grad=g)  # Kirchhoff stress of the current substep
+        self.mass = ti.field(real, shape=n)
+        self.vol = ti.field(real, shape=n)
+        self.log_E = ti.field(real, shape=n, needs_grad=g)
+        self.nu = ti.field(real, shape=n, needs_grad=g)
+        self.ext_force = ti.Vector.field(3, real, shape=n)
+        self.is_contact = ti.field(ti.i32, shape=n)
+        self.grid_shape = tuple(int(s) for s in model.grid_shape)
+        self.grid_m = ti.field(real, shape=self.grid_shape, needs_grad=g)
+        self.grid_v_in = ti.Vector.field(3, real, shape=self.grid_shape, needs_grad=g)
+        self.grid_v_out = ti.Vector.field(3, real, shape=self.grid_shape, needs_grad=g)
+        self.grid_contact = ti.field(real, shape=self.grid_shape, needs_grad=g)  # weight of grasped particles
+        # per-substep control: [slot, 0] collider centre, [1] collider velocity, [2] contact velocity, [3] force
+        self.ctrl = ti.Vector.field(3, real, shape=(self.slots, 4), needs_grad=g)
+        # control parameters live in fields so a new Control needs no recompilation
+        self.contact_mode = ti.field(ti.i32, shape=())
+        self.inv_contact = ti.field(real, shape=())
+        self.collider_type = ti.field(ti.i32, shape=())
+        self.collider_radius = ti.field(real, shape=())
+        self.collider_friction = ti.field(real, shape=())
+        self.collider_axis = ti.Vector.field(3, real, shape=())
+        self.collider_normal = ti.Vector.field(3, real, shape=())
+        # host transfer staging (one state)
+        self.stage_x = ti.Vector.field(3, real, shape=n)
+        self.stage_v = ti.Vector.field(3, real, shape=n)
+        self.stage_C = ti.Matrix.field(3, 3, real, shape=n)
+        self.stage_F = ti.Matrix.field(3, 3, real, shape=n)
+        self.num_tracers = nt = model.num_tracers
+        self.tracer_x = ti.Vector.field(3, real, shape=max(1, nt))
+        self.tracer_F = ti.Matrix.field(3, 3, real, shape=max(1, nt))
+        # constants of this model, baked into the kernels
+        self.dx = float(model.dx)
+        self.inv_dx = 1.0 / self.dx
+        self.origin = tuple(float(v) for v in model.domain_min)
+        self.gravity = tuple(float(v) for v in cfg.gravity)
+        self.damping = float(cfg.damping)
+        self.has_ground = cfg.ground.height is not None
+        self.ground_height = float(cfg.ground.height) if cfg.ground.height is not None else 0.0
+        self.ground_friction = float(cfg.ground.friction)
+        self.ground_mode = GROUND_CODES[cfg.ground.mode]
+        self.walls = bool(cfg.walls)
+        self.wall_cells = int(cfg.wall_cells)
+        self.polar_iterations = int(cfg.polar_iterations)
+        self._control_key: object = None
+        self.set_material(model.E, model.nu)
+        self.mass.from_numpy(model.mass.astype(self.np_real))
+        self.vol.from_numpy(model.volume.astype(self.np_real))
+        self.ext_force.from_numpy(model.external_force.astype(self.np_real))
+        if nt:
+            self.tracer_x.from_numpy(model.tracers.astype(self.np_real))
+            self.tracer_F.from_numpy(np.tile(np.eye(3), (nt, 1, 1)).astype(self.np_real))
+
+    # ------------------------------------------------------------------ helpers
+
+    @ti.func
+    def origin_vec(self):
+        return ti.Vector([self.origin[0], self.origin[1], self.origin[2]])
+
+    @ti.func
+    def stencil(self, xp):
+        """Base node, fractional offset (cells), quadratic B-spline weights and their derivatives."""
+        Xp = (xp - self.origin_vec()) * self.inv_dx
+        hi = ti.Vector([self.grid_shape[0] - 3, self.grid_shape[1] - 3, self.grid_shape[2] - 3])
+        base = ti.max(ti.min(ti.floor(Xp - 0.5, ti.i32), hi), 0)
+        fx = Xp - base
+        w = ti.Matrix.rows([0.5 * (1.5 - fx) ** 2, 0.75 - (fx - 1.0) ** 2, 0.5 * (fx - 0.5) ** 2])  # [node, axis]
+        dw = ti.Matrix.rows([fx - 1.5, -2.0 * (fx - 1.0), fx - 0.5])  # d w / d fx
+        return base, fx, w, dw
+
+    @ti.func
+    def polar_rotation(self, F):
+        """Rotation R of F = R S by unrolled scaled Newton iterations (det F > 0)."""
+        R = F
+        for _ in ti.static(range(self.polar_iterations)):
+            Ri = R.inverse().transpose()
+            gamma = ti.sqrt(ti.sqrt(Ri.norm_sqr() / R.norm_sqr()))
+            R = 0.5 * (gamma * R + Ri / gamma)
+        return R
+
+
+    @ti.func
+    def collide(self, xi, v, c):
+        """Kinematic collider (sphere, capsule or plane) at ctrl[c]: no penetration, no sticking."""
+        kind = self.collider_type[None]
+        if kind != 0:
+            centre = self.ctrl[c, 0]
+            vc = self.ctrl[c, 1]
+            n = ti.Vector.zero(float, 3)
+            phi = 1.0
+            if kind == 1:
+                d = xi - centre
+                dist = ti.sqrt(d.norm_sqr() + EPS)
+                n = d / dist
+                phi = dist - self.collider_radius[None]
+            elif kind == 2:
+                a = self.collider_axis[None]
+                h = ti.min(ti.max((xi - centre).dot(a) / (a.norm_sqr() + EPS), -1.0), 1.0)
+                d = xi - (centre + h * a)
+                dist = ti.sqrt(d.norm_sqr() + EPS)
+                n = d / dist
+                phi = dist - self.collider_radius[None]
+            else:
+                n = self.collider_normal[None]
+                phi = (xi - centre).dot(n)
+            if phi < 0.0:
+                vr = v - vc
+                vn = vr.dot(n)
+                if vn < 0.0:  # approaching: remove the normal part, Coulomb friction on the rest
+                    vt = vr - vn * n
+                    vt_norm = ti.sqrt(vt.norm_sqr() + EPS)
+                    vt *= ti.max(0.0, 1.0 + self.collider_friction[None] * vn / vt_norm)
+                    v = vt + vc
+        return v
+
+    @ti.func
+    def ground(self, xi, v):
+        """Ground plane z = height: sticky, slip or separate with Coulomb friction."""
+        if xi[2] < self.ground_height:
+            if ti.static(self.ground_mode == 0):
+                v = ti.Vector.zero(float, 3)
+            elif ti.static(self.ground_mode == 1):
+                v = ti.Vector([v[0], v[1], 0.0])
+            else:
+                if v[2] < 0.0:
+                    vt = ti.Vector([v[0], v[1], 0.0])
+                    vt_norm = ti.sqrt(vt.norm_sqr() + EPS)
+                    v = vt * ti.max(0.0, 1.0 + self.ground_friction * v[2] / vt_norm)
+        return v
+
+    # ------------------------------------------------------------------ the substep
+
+    @ti.kernel
+    def clear_grid(self):
+        for I in ti.grouped(self.grid_m):
+            self.grid_m[I] = 0.0
+            self.grid_v_in[I] = ti.Vector.zero(float, 3)
+            self.grid_v_out[I] = ti.Vector.zero(float, 3)
+            self.grid_contact[I] = 0.0
+            if ti.static(self.requires_grad):
+                self.grid_contact.grad[I] = 0.0
+                self.grid_m.grad[I] = 0.0
+                self.grid_v_in.grad[I] = ti.Vector.zero(float, 3)
+                self.grid_v_out.grad[I] = ti.Vector.zero(float, 3)
+
+    @ti.kernel
+    def compute_stress(self, s: ti.i32):
+        """Fixed-corotated Kirchhoff stress tau = P F^T (Pa) of slot s."""
+        for p in range(self.n):
+            F = self.F[s, p]
+            E = ti.exp(self.log_E[p])
+            nu = self.nu[p]
+            mu = E / (2.0 * (1.0 + nu))
+            la = E * nu / ((1.0 + nu) * (1.0 - 2.0 * nu))
+            R = self.polar_rotation(F)
+            J = F.determinant()
+            self.tau[p] = 2.0 * mu * (F - R) @ F.transpose() + la * (J - 1.0) * J * ti.Matrix.identity(float, 3)
+            if ti.static(self.requires_grad):
+                self.tau.grad[p] = ti.Matrix.zero(float, 3, 3)
+
+    @ti.kernel
+    def stress_backward(self, s: ti.i32):
+        """Adjoint of compute_stress: tau.grad -> F.grad[s], log_E.grad, nu.grad."""
+        for p in range(self.n):
+            G = self.tau.grad[p]
+            F = self.F[s, p]
+            E = ti.exp(self.log_E[p])
+            nu = self.nu[p]
+            mu = E / (2.0 * (1.0 + nu))
+            la = E * nu / ((1.0 + nu) * (1.0 - 2.0 * nu))
+            Id = ti.Matrix.identity(float, 3)
+            R = self.polar_rotation(F)
+            S = R.transpose() @ F
+            S = 0.5 * (S + S.transpose())
+            J = F.determinant()
+            g_mu = 2.0 * (G * ((F - R) @ F.transpose())).sum()
+            g_la = (J - 1.0) * J * G.trace()
+            # through R: dL/dF = R [b]x, b = (tr(S) I - S)^-1 a, a = axial part of R^T G_R, G_R = -2 mu G F
+            A = R.transpose() @ (-2.0 * mu * G @ F)
+            a = ti.Vector([A[2, 1] - A[1, 2], A[0, 2] - A[2, 0], A[1, 0] - A[0, 1]])
+            b = (S.trace() * Id - S).inverse() @ a
+            B = ti.Matrix([[0.0, -b[2], b[1]], [b[2], 0.0, -b[0]], [-b[1], b[0], 0.0]])
+            dF = 2.0 * mu * ((G + G.transpose()) @ F - G.transpose() @ R) + R @ B
+            dF += la * G.trace() * (2.0 * J - 1.0) * J * F.inverse().transpose()
+            self.F.grad[s, p] += dF
+            self.log_E.grad[p] += g_mu * mu + g_la * la
+            self.nu.grad[p] += -g_mu * mu / (1.0 + nu) + g_la * E * (1.0 + 2.0 * nu * nu) / ((1.0 + nu) * (1.0 - 2.0 * nu)) ** 2
+
+    @ti.kernel
+    def p2g(self, s: ti.i32, c: ti.i32, dt: float):
+        """Scatter mass, momentum and stress (APIC + MLS) to the grid; mark grasped nodes."""
+        for p in range(self.n):
+            base, fx, w, _ = self.stencil(self.x[s, p])
+            affine = (-dt * self.vol[p] * 4.0 * self.inv_dx * self.inv_dx) * self.tau[p] + self.mass[p] * self.C[s, p]
+            mom = self.mass[p] * self.v[s, p] + dt * self.ext_force[p]
+            mode = self.contact_mode[None] * self.is_contact[p]
+            if mode == 2:
+                mom += (dt * self.inv_contact[None]) * self.ctrl[c, 3]
+            for i, j, k in ti.ndrange(3, 3, 3):
+                offset = ti.Vector([i, j, k])
+                dpos = (offset - fx) * self.dx
+                weight = w[i, 0] * w[j, 1] * w[k, 2]
+                self.grid_v_in[base + offset] += weight * (mom + affine @ dpos)
+                self.grid_m[base + offset] += weight * self.mass[p]
+                if mode == 1:
+                    self.grid_contact[base + offset] += weight
+
+    @ti.kernel
+    def p2g_backward(self, s: ti.i32, c: ti.i32, dt: float):
+        """Adjoint of p2g: grid adjoints -> x, v, C grads of slot s, tau.grad and the force control."""
+        for p in range(self.n):
+            base, fx, w, dw = self.stencil(self.x[s, p])
+            k_tau = -dt * self.vol[p] * 4.0 * self.inv_dx * self.inv_dx
+            m = self.mass[p]
+            affine = k_tau * self.tau[p] + m * self.C[s, p]
+            mom = m * self.v[s, p] + dt * self.ext_force[p]
+            mode = self.contact_mode[None] * self.is_contact[p]
+            if mode == 2:
+                mom += (dt * self.inv_contact[None]) * self.ctrl[c, 3]
+            g_mom = ti.Vector.zero(float, 3)
+            g_aff = ti.Matrix.zero(float, 3, 3)
+            g_x = ti.Vector.zero(float, 3)
+            for i, j, k in ti.ndrange(3, 3, 3):
+                offset = ti.Vector([i, j, k])
+                dpos = (offset - fx) * self.dx
+                weight = w[i, 0] * w[j, 1] * w[k, 2]
+                grad_w = self.inv_dx * ti.Vector([dw[i, 0] * w[j, 1] * w[k, 2], w[i, 0] * dw[j, 1] * w[k, 2], w[i, 0] * w[j, 1] * dw[k, 2]])
+                Gv = self.grid_v_in.grad[base + offset]
+                scalar = Gv.dot(mom + affine @ dpos) + m * self.grid_m.grad[base + offset]
+                if mode == 1:
+                    scalar += self.grid_contact.grad[base + offset]
+                g_x += scalar * grad_w - weight * (affine.transpose() @ Gv)
+                g_mom += weight * Gv
+                g_aff += weight * Gv.outer_product(dpos)
+            self.x.grad[s, p] += g_x
+            self.v.grad[s, p] += m * g_mom
+            self.C.grad[s, p] += m * g_aff
+            self.tau.grad[p] += k_tau * g_aff
+            if mode == 2:
+                self.ctrl.grad[c, 3] += (dt * self.inv_contact[None]) * g_mom
+
+    @ti.kernel
+    def grid_op(self, c: ti.i32, dt: float):
+        """Momentum to velocity, gravity, damping, grasp, collider, ground and walls."""
+        for I in ti.grouped(self.grid_m):
+            m = self.grid_m[I]
+            v = ti.Vector.zero(float, 3)
+            if m > 0.0:
+                v = self.grid_v_in[I] / m + dt * ti.Vector([self.gravity[0], self.gravity[1], self.gravity[2]])
+                if ti.static(self.damping > 0.0):
+                    v *= ti.exp(-self.damping * dt)
+                if self.contact_mode[None] == 1:
+                    # nodes touched by grasped particles move with them (blend ramps over one particle weight)
+                    alpha = ti.min(self.grid_contact[I], 1.0)
+                    v = (1.0 - alpha) * v + alpha * self.ctrl[c, 2]
+                xi = self.origin_vec() + I * self.dx
+                v = self.collide(xi, v, c)
+                if ti.static(self.has_ground):
+                    v = self.ground(xi, v)
+                if ti.static(self.walls):  # free-slip walls: no velocity out of the domain
+                    hi = ti.Vector([self.grid_shape[0], self.grid_shape[1], self.grid_shape[2]]) - 1 - self.wall_cells
+                    at_lo = ti.cast(I < self.wall_cells, float)
+                    at_hi = ti.cast(I > hi, float)
+                    v = v - at_lo * ti.min(v, 0.0) - at_hi * ti.max(v, 0.0)
+            self.grid_v_out[I] = v
+
+    @ti.kernel
+    def g2p(self, s: ti.i32, so: ti.i32, c: ti.i32, dt: float):
+        """Gather velocity and affine velocity; advect; update F; contact velocity condition."""
+        for p in range(self.n):
+            base, fx, w, _ = self.stencil(self.x[s, p])
+            new_v = ti.Vector.zero(float, 3)
+            new_C = ti.Matrix.zero(float, 3, 3)
+            for i, j, k in ti.ndrange(3, 3, 3):
+                offset = ti.Vector([i, j, k])
+                weight = w[i, 0] * w[j, 1] * w[k, 2]
+                g_v = self.grid_v_out[base + offset]
+                new_v += weight * g_v
+                new_C += (4.0 * self.inv_dx * weight) * g_v.outer_product(offset - fx)
+            if self.contact_mode[None] * self.is_contact[p] == 1:
+                new_v = self.ctrl[c, 2]
+            self.v[so, p] = new_v
+            self.C[so, p] = new_C
+            self.x[so, p] = self.x[s, p] + dt * new_v
+            self.F[so, p] = (ti.Matrix.identity(float, 3) + dt * new_C) @ self.F[s, p]
+
+    @ti.kernel
+    def g2p_backward(self, s: ti.i32, so: ti.i32, c: ti.i32, dt: float):
+        """Adjoint of g2p: slot so adjoints -> slot s adjoints, grid_v_out.grad and the contact control."""
+        for p in range(self.n):
+            base, fx, w, dw = self.stencil(self.x[s, p])
+            Gx = self.x.grad[so, p]
+            GF = self.F.grad[so, p]
+            F = self.F[s, p]
+            new_C = self.C[so, p]
+            g_v = self.v.grad[so, p] + dt * Gx
+            g_C = self.C.grad[so, p] + dt * GF @ F.transpose()
+            if self.contact_mode[None] * self.is_contact[p] == 1:
+                self.ctrl.grad[c, 2] += g_v
+                g_v = ti.Vector.zero(float, 3)
+            g_x = Gx
+            for i, j, k in ti.ndrange(3, 3, 3):
+                offset = ti.Vector([i, j, k])
+                d = offset - fx
+                weight = w[i, 0] * w[j, 1] * w[k, 2]
+                grad_w = self.inv_dx * ti.Vector([dw[i, 0] * w[j, 1] * w[k, 2], w[i, 0] * dw[j, 1] * w[k, 2], w[i, 0] * w[j, 1] * dw[k, 2]])
+                gv_node = self.grid_v_out[base + offset]
+                gCd = g_C @ d
+                self.grid_v_out.grad[base + offset] += weight * g_v + (4.0 * self.inv_dx * weight) * gCd
+                g_x += (gv_node.dot(g_v) + 4.0 * self.inv_dx * gv_node.dot(gCd)) * grad_w
+                g_x -= (4.0 * self.inv_dx * self.inv_dx * weight) * (g_C.transpose() @ gv_node)
+            self.x.grad[s, p] += g_x
+            self.F.grad[s, p] += (ti.Matrix.identity(float, 3) + dt * new_C).transpose() @ GF
+
+    @ti.kernel
+    def advect_tracers(self, dt: float):
+        """Carry the passive tracers with the grid velocity and its gradient (no mass)."""
+        for t in range(self.num_tracers):
+            base, fx, w, _ = self.stencil(self.tracer_x[t])
+            new_v = ti.Vector.zero(float, 3)
+            new_C = ti.Matrix.zero(float, 3, 3)
+            for i, j, k in ti.ndrange(3, 3, 3):
+                offset = ti.Vector([i, j, k])
+                weight = w[i, 0] * w[j, 1] * w[k, 2]
+                g_v = self.grid_v_out[base + offset]
+                new_v += weight * g_v
+                new_C += (4.0 * self.inv_dx * weight) * g_v.outer_product(offset - fx)
+            self.tracer_x[t] += dt * new_v
+            self.tracer_F[t] = (ti.Matrix.identity(float, 3) + dt * new_C) @ self.tracer_F[t]
+
+    def substep(self, s: int, so: int, c: int, dt: float) -> None:
+        """One MLS-MPM substep from slot s to slot so with the control in ctrl row c."""
+        self.clear_grid()
+        self.compute_stress(s)
+        self.p2g(s, c, dt)
+        self.grid_op(c, dt)
+        self.g2p(s, so, c, dt)
+
+    def substep_grad(self, s: int, so: int, c: int, dt: float) -> None:
+        """Recompute the grid of a substep, then run its kernels' adjoints in reverse order."""
+        self.clear_grid()
+        self.compute_stress(s)
+        self.p2g(s, c, dt)
+        self.grid_op(c, dt)
+        self.g2p_backward(s, so, c, dt)
+        self.grid_op.grad(c, dt)
+        self.p2g_backward(s, c, dt)
+        self.stress_backward(s)
+
+    # ------------------------------------------------------------------ Warp-style API
+
+    def state(self, slot: int, time: float = 0.0) -> "SlotState":
+        return SlotState(self, slot, time)
+
+    def step(self, state_in: "SlotState", state_out: "SlotState", control: Control, dt: float) -> None:
+        """Advance ``state_in`` by one substep ``dt`` (s) into ``state_out`` under ``control``."""
+        self.set_control(control)
+        table, *_ = control.substep_table(state_in.time, dt, 1)
+        self.upload_ctrl(table, row=state_in.slot)
+        self.substep(state_in.slot, state_out.slot, state_in.slot, dt)
+        state_out.time = state_in.time + dt
+
+    # ------------------------------------------------------------------ host transfers
+
+    def set_material(self, E: np.ndarray, nu: np.ndarray) -> None:
+        """Per-particle Young's modulus E [N] (Pa) and Poisson's ratio nu [N]."""
+        self.log_E.from_numpy(np.log(np.asarray(E, np.float64)).astype(self.np_real))
+        self.nu.from_numpy(np.asarray(nu, np.float64).astype(self.np_real))
+
+    def set_control(self, control: Control) -> None:
+        """Upload the control's contact set and collider parameters (once per Control)."""
+        key = (id(control), control.interaction, control.drive, control.collider, control.contact.tobytes())
+        if key == self._control_key:
+            return
+        mask = np.zeros(self.n, np.int32)
+        if len(control.contact):
+            if control.contact.min() < 0 or control.contact.max() >= self.n:
+                raise ValueError(f"Control.contact: indices must lie in [0, {self.n})")
+            mask[control.contact] = 1
+        self.is_contact.from_numpy(mask)
+        self.contact_mode[None] = control.contact_mode
+        self.inv_contact[None] = 1.0 / max(1, int(mask.sum()))
+        self.collider_type[None] = COLLIDER_CODES[control.collider] if control.collider_active else 0
+        self.collider_radius[None] = float(control.radius)
+        self.collider_friction[None] = float(control.friction)
+        self.collider_axis[None] = [float(a) for a in control.axis]
+        nrm = np.asarray(control.normal, np.float64)
+        nrm = nrm / max(np.linalg.norm(nrm), 1e-12)
+        self.collider_normal[None] = [float(a) for a in nrm]
+        self._control_key = key
+
+    def upload_ctrl(self, table: np.ndarray, row: int = 0) -> None:
+        """Write per-substep control rows ``table`` [L, 4, 3] into ctrl[row : row + L]."""
+        buf = np.zeros((self.slots, 4, 3), self.np_real)
+        buf[row : row + len(table)] = table
+        self.ctrl.from_numpy(buf)
+
+    @ti.kernel
+    def _load_stage(self, slot: ti.i32):
+        for p in range(self.n):
+            self.x[slot, p] = self.stage_x[p]
+            self.v[slot, p] = self.stage_v[p]
+            self.C[slot, p] = self.stage_C[p]
+            self.F[slot, p] = self.stage_F[p]
+
+    @ti.kernel
+    def _store_stage(self, slot: ti.i32):
+        for p in range(self.n):
+            self.stage_x[p] = self.x[slot, p]
+            self.stage_v[p] = self.v[slot, p]
+            self.stage_C[p] = self.C[slot, p]
+            self.stage_F[p] = self.F[slot, p]
+
+    @ti.kernel
+    def _load_stage_adjoint(self, slot: ti.i32):
+        for p in range(self.n):
+            self.x.grad[slot, p] += self.stage_x[p]
+            self.v.grad[slot, p] += self.stage_v[p]
+            self.C.grad[slot, p] += self.stage_C[p]
+            self.F.grad[slot, p] += self.stage_F[p]
+
+    @ti.kernel
+    def _store_stage_adjoint(self, slot: ti.i32):
+        for p in range(self.n):
+            self.stage_x[p] = self.x.grad[slot, p]
+            self.stage_v[p] = self.v.grad[slot, p]
+            self.stage_C[p] = self.C.grad[slot, p]
+            self.stage_F[p] = self.F.grad[slot, p]
+
+    @ti.kernel
+    def clear_state_grads(self):
+        for s, p in self.x:
+            self.x.grad[s, p] = ti.Vector.zero(float, 3)
+            self.v.grad[s, p] = ti.Vector.zero(float, 3)
+            self.C.grad[s, p] = ti.Matrix.zero(float, 3, 3)
+            self.F.grad[s, p] = ti.Matrix.zero(float, 3, 3)
+
+    def _stage(self, x: np.ndarray, v: np.ndarray, C: np.ndarray, F: np.ndarray) -> None:
+        r = self.np_real
+        self.stage_x.from_numpy(np.ascontiguousarray(x, r))
+        self.stage_v.from_numpy(np.ascontiguousarray(v, r))
+        self.stage_C.from_numpy(np.ascontiguousarray(C, r))
+        self.stage_F.from_numpy(np.ascontiguousarray(F, r))
+
+    def _unstage(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        return (
+            self.stage_x.to_numpy().astype(np.float64),
+            self.stage_v.to_numpy().astype(np.float64),
+            self.stage_C.to_numpy().astype(np.float64),
+            self.stage_F.to_numpy().astype(np.float64),
+        )
+
+    def write_state(self, slot: int, state) -> None:  # state: model.State
+        self._stage(state.x, state.v, state.C, state.F)
+        self._load_stage(slot)
+
+    def read_state(self, slot: int, time: float = 0.0):  # -> model.State
+        from physinteract.mpm.model import State
+
+        self._store_stage(slot)
+        x, v, C, F = self._unstage()
+        return State(x, v, C, F, time)
+
+    def read_positions(self, slot: int) -> np.ndarray:
+        """[N, 3] positions (m) of a slot."""
+        self._store_stage(slot)
+        return self.stage_x.to_numpy().astype(np.float64)
+
+    def add_adjoint(self, slot: int, gx=None, gv=None, gC=None, gF=None) -> None:
+        """Add dL/d(x, v, C, F) ([N, 3], [N, 3], [N, 3, 3], [N, 3, 3]) to a slot's adjoint."""
+        n = self.n
+        self._stage(
+            np.zeros((n, 3)) if gx is None else gx,
+            np.zeros((n, 3)) if gv is None else gv,
+            np.zeros((n, 3, 3)) if gC is None else gC,
+            np.zeros((n, 3, 3)) if gF is None else gF,
+        )
+        self._load_stage_adjoint(slot)
+
+    def read_adjoint(self, slot: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        self._store_stage_adjoint(slot)
+        return self._unstage()
+
+    def read_tracers(self) -> tuple[np.ndarray, np.ndarray]:
+        """Tracer positions [T, 3] (m) and deformation gradients [T, 3, 3]."""
+        nt = self.num_tracers
+        return (self.tracer_x.to_numpy().astype(np.float64)[:nt], self.tracer_F.to_numpy().astype(np.float64)[:nt])
+
+    def device_memory_bytes(self) -> int:
+        """Bytes of this solver's Taichi fields (values and adjoints), from their shapes."""
+        item = 8 if self.np_real == np.float64 else 4
+        scalars = self.slots * self.n * 24 + self.n * (9 + 2 + 2 + 3 + 24) + int(np.prod(self.grid_shape)) * 8
+        scalars += self.slots * 12 + max(1, self.num_tracers) * 12
+        grads = self.slots * self.n * 24 + self.n * 11 + int(np.prod(self.grid_shape)) * 8 + self.slots * 12
+        return int((scalars + (grads if self.requires_grad else 0)) * item + self.n * 4)
+
+
+def cfl_substeps(model: Model, control: Control | None, frame_dt: float, duration: float, config: SolverConfig) -> int:
+    """Substeps per frame from the CFL and elastic wave-speed limits (or the fixed substep).
+
+    dt <= cfl * dx / max(c_p, v_max), c_p = sqrt((lambda + 2 mu) / rho), v_max bounding the
+    initial, driven and gravity-accelerated speeds over ``duration`` (s).
+    """
+    if config.substep_dt is not None:
+        count = max(1, int(math.ceil(frame_dt / config.substep_dt - 1e-9)))
+    else:
+        v_max = float(np.max(np.linalg.norm(model.v0, axis=1))) if model.num_particles else 0.0
+        if control is not None:
+            v_max = max(v_max, control.max_speed())
+        v_max += float(np.linalg.norm(config.gravity)) * duration
+        speed = max(model.p_wave_speed(), v_max, 1e-6)
+        count = max(1, int(math.ceil(frame_dt * speed / (config.cfl * model.dx))))
+    if count > config.max_substeps_per_frame:
+        raise ValueError(
+            f"the stability limit asks for {count} substeps per frame (max_substeps_per_frame is "
+            f"{config.max_substeps_per_frame}): lower E, raise density, coarsen the grid or raise fps"
+        )
+    return count
