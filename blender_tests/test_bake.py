@@ -1,0 +1,358 @@
+"""End-to-end bake: Blender scene -> job -> backend subprocess -> cache -> Mesh Cache.
+
+Each test runs against two backends:
+- "fake": blender_tests/fake_backend.py behind an executable wrapper, a stand-in
+  that moves every point rigidly by the trajectory's displacement (known answer,
+  controllable speed); it tests the add-on's plumbing;
+- "real": ``python -m physinteract simulate`` (skipped until
+  physinteract.commands.simulate exists).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import stat
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import bmesh
+import bpy
+import numpy as np
+import pytest
+
+from physinteract import contract
+
+TESTS = Path(__file__).resolve().parent
+FRAMES = (1, 6)  # scene frame range of the tiny scene
+
+
+def _has_real_simulate() -> bool:
+    try:
+        return importlib.util.find_spec("physinteract.commands.simulate") is not None
+    except ImportError:
+        return False
+
+
+@pytest.fixture(params=["fake", "real"])
+def backend(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> str:
+    """The backend Python to run: a wrapper around the fake backend, or this interpreter."""
+    if request.param == "real":
+        if not _has_real_simulate():
+            pytest.skip("physinteract.commands.simulate is not importable yet (the MPM engineer's simulate command)")
+        return sys.executable
+    wrapper = tmp_path_factory.mktemp("fake") / "python"
+    wrapper.write_text(
+        f"#!{sys.executable}\nimport sys\nsys.path.insert(0, {str(TESTS)!r})\n"
+        "import fake_backend\nsys.exit(fake_backend.main(sys.argv[1:]))\n"
+    )
+    wrapper.chmod(wrapper.stat().st_mode | stat.S_IXUSR)
+    return str(wrapper)
+
+
+def _modules(addon: str) -> tuple:
+    return tuple(sys.modules[f"{addon}.{m}"] for m in ("bake_session", "cache_to_scene", "properties", "cli"))
+
+
+def build_scene(scene: bpy.types.Scene, tmp: Path, addon: str, scale: float = 1.0) -> tuple[bpy.types.Object, bpy.types.Object]:
+    """From an empty scene: an icosphere (radius 0.05 units) and an Empty keyed at
+    frames 1 and 6 (its second key 0.02 units higher) as the grasp trajectory."""
+    props = sys.modules[f"{addon}.properties"]
+    mesh = bpy.data.meshes.new("Blob")
+    bm = bmesh.new()
+    bmesh.ops.create_icosphere(bm, subdivisions=1, radius=0.05)
+    bm.to_mesh(mesh)
+    bm.free()
+    obj = bpy.data.objects.new("Blob", mesh)
+    obj.location = (0.2, 0.0, 0.3)
+    scene.collection.objects.link(obj)
+    empty = bpy.data.objects.new("Grip", None)
+    scene.collection.objects.link(empty)
+    bpy.context.view_layer.update()
+    top = max((obj.matrix_world @ v.co for v in mesh.vertices), key=lambda p: p.z)
+    empty.location = top
+    empty.keyframe_insert("location", frame=FRAMES[0])
+    empty.location = (top.x, top.y, top.z + 0.02)
+    empty.keyframe_insert("location", frame=FRAMES[1])
+    scene.frame_start, scene.frame_end = FRAMES
+    scene.frame_set(FRAMES[0])
+    s = props.scene_settings(scene)
+    s.target = obj
+    s.cache_dir = str(tmp / "cache")
+    s.job_dir = str(tmp / "job")
+    s.grid_resolution = 16
+    o = props.object_settings(obj)
+    o.scale = scale
+    o.trajectory = empty
+    o.contact_source = "NEAREST"
+    o.contact_radius = 0.01
+    o.material_preset = "JELLY"
+    return obj, empty
+
+
+def _eval_local(obj: bpy.types.Object) -> np.ndarray:
+    dg = bpy.context.evaluated_depsgraph_get()
+    me = obj.evaluated_get(dg).data
+    co = np.empty(len(me.vertices) * 3, np.float32)
+    me.vertices.foreach_get("co", co)
+    return co.reshape(-1, 3).astype(np.float64)
+
+
+def _expected_local(cache: Path, frame: int, name: str) -> np.ndarray:
+    """A point set's positions of ``frame`` in its object's local space (manifest's world_to_object)."""
+    m = contract.read_cache_manifest(cache)
+    w2o = np.asarray(next(p for p in m["point_sets"] if p["name"] == name)["world_to_object"])
+    x = contract.read_frame(cache, frame)[f"{name}.positions"].astype(np.float64)
+    return x @ w2o[:3, :3].T + w2o[:3, 3]
+
+
+def _set_prefs_python(addon: str, python: str) -> None:
+    bpy.context.preferences.addons[addon].preferences.python_path = python
+
+
+def test_bake_plays_cache_positions_at_each_frame(empty_scene: bpy.types.Scene, addon: str, backend: str, tmp_path: Path) -> None:
+    """Known answer: after a bake, at frame N the evaluated mesh vertices (and the particles
+    object's) equal the cache's positions of frame N; a changed keyframe changes the bake."""
+    _, cache_to_scene, props, _ = _modules(addon)
+    _set_prefs_python(addon, backend)
+    scene = empty_scene
+    obj, empty = build_scene(scene, tmp_path, addon)
+    assert bpy.ops.physinteract.bake() == {"FINISHED"}, props.scene_settings(scene).status
+    cache = tmp_path / "cache"
+    assert contract.completed_frames(cache, verify=True) == list(range(FRAMES[0], FRAMES[1] + 1))
+    md = obj.modifiers[cache_to_scene.MODIFIER_NAME]
+    assert md.type == "MESH_CACHE" and Path(bpy.path.abspath(md.filepath)) == cache / "Blob.pc2"
+    particles = bpy.data.objects[cache_to_scene.PARTICLES_OBJECT]
+    for frame in (1, 3, 6):
+        scene.frame_set(frame)
+        np.testing.assert_allclose(_eval_local(obj), _expected_local(cache, frame, "Blob"), atol=1e-5)
+        world = np.array(particles.matrix_world)
+        pe = _eval_local(particles) @ world[:3, :3].T + world[:3, 3]
+        np.testing.assert_allclose(pe, contract.read_frame(cache, frame)["particles.positions"], atol=1e-5)
+    last_before = _eval_local(obj)
+    assert not np.allclose(last_before, _expected_local(cache, 1, "Blob"), atol=1e-4), "the bake did not move the mesh"
+
+    # Move the second key 0.03 higher: the bake changes at the last frame, not at the first.
+    fc = _fcurve(empty, "location", 2)
+    fc.keyframe_points[1].co.y += 0.03
+    fc.update()
+    first_before = contract.read_frame(cache, 1)["Blob.positions"].copy()
+    assert bpy.ops.physinteract.bake() == {"FINISHED"}
+    scene.frame_set(6)
+    last_after = _eval_local(obj)
+    np.testing.assert_allclose(last_after, _expected_local(cache, 6, "Blob"), atol=1e-5)
+    assert np.abs(last_after - last_before).max() > 1e-3
+    if backend != sys.executable:  # the fake's frame 1 is the rest state, whatever comes later
+        np.testing.assert_allclose(contract.read_frame(cache, 1)["Blob.positions"], first_before, atol=1e-6)
+
+
+def test_fake_bake_moves_mesh_by_trajectory_displacement_with_scale(empty_scene: bpy.types.Scene, addon: str,
+                                                                    tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Known answer (fake backend, rigid translation): with 2 m per unit, the baked mesh moves by
+    exactly the Empty's displacement in Blender units; the job holds it in metres (x2)."""
+    wrapper = tmp_path_factory.mktemp("fake2") / "python"
+    wrapper.write_text(f"#!{sys.executable}\nimport sys\nsys.path.insert(0, {str(TESTS)!r})\n"
+                       "import fake_backend\nsys.exit(fake_backend.main(sys.argv[1:]))\n")
+    wrapper.chmod(0o755)
+    _set_prefs_python(addon, str(wrapper))
+    tmp = tmp_path_factory.mktemp("scaled")
+    scene = empty_scene
+    obj, empty = build_scene(scene, tmp, addon, scale=2.0)
+    rest = np.array([v.co[:] for v in obj.data.vertices])
+    assert bpy.ops.physinteract.bake() == {"FINISHED"}
+    job = contract.read_job(tmp / "job")
+    np.testing.assert_allclose(np.diff(job.trajectory[[0, -1]], axis=0)[0], [0, 0, 0.04], atol=1e-6)  # float32 keys
+    p1 = _empty_at(scene, empty, 1)
+    for frame in (1, 4, 6):
+        d = _empty_at(scene, empty, frame) - p1  # units; the object is unrotated and unscaled
+        scene.frame_set(frame)
+        np.testing.assert_allclose(_eval_local(obj), rest + d, atol=1e-5)
+
+
+def _fcurve(obj: bpy.types.Object, path: str, index: int) -> bpy.types.FCurve:
+    from bpy_extras import anim_utils
+
+    ad = obj.animation_data
+    bag = anim_utils.action_get_channelbag_for_slot(ad.action, ad.action_slot)
+    fc = bag.fcurves.find(path, index=index)
+    assert fc is not None
+    return fc
+
+
+def _empty_at(scene: bpy.types.Scene, empty: bpy.types.Object, frame: int) -> np.ndarray:
+    cur = scene.frame_current
+    scene.frame_set(frame)
+    p = np.array(empty.matrix_world.translation)
+    scene.frame_set(cur)
+    return p
+
+
+def test_cancel_keeps_every_completed_frame_valid(empty_scene: bpy.types.Scene, addon: str, backend: str,
+                                                  tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Cancel mid-bake: every completed frame passes its SHA-256 check, the PC2 covers exactly
+    the contiguous completed frames and plays them, the scene stays usable; no tick took > 50 ms."""
+    bake_session, cache_to_scene, props, _ = _modules(addon)
+    if backend != sys.executable:
+        monkeypatch.setenv("PHYSINTERACT_FAKE_FRAME_DELAY", "0.25")
+    scene = empty_scene
+    obj, _ = build_scene(scene, tmp_path, addon)
+    scene.frame_end = 40
+    session = bake_session.BackendSession(scene, backend, "simulate")
+    session.start()
+    staging = bake_session.staging_dir(tmp_path / "cache")
+    deadline = time.monotonic() + 120
+    while len(contract.completed_frames(staging)) < 2:
+        assert session.tick() == bake_session.RUNNING, session.message
+        assert time.monotonic() < deadline, "the backend wrote no frames in 120 s"
+        time.sleep(0.05)
+    bpy.ops.physinteract.cancel()
+    assert props.scene_settings(scene).cancel_requested
+    while session.tick() == bake_session.RUNNING:
+        time.sleep(0.05)
+    assert session.state == bake_session.CANCELLED, session.message
+    print(f"max tick {session.max_tick_ms:.2f} ms over {session.ticks} ticks")
+    assert session.max_tick_ms < 50.0
+    assert props.scene_settings(scene).max_tick_ms == pytest.approx(session.max_tick_ms)
+    cache = tmp_path / "cache"
+    frames = contract.completed_frames(cache, verify=True)
+    assert frames == session.kept_frames and 2 <= len(frames) < 40
+    assert frames == list(range(frames[0], frames[0] + len(frames)))
+    assert contract.read_cache_manifest(cache)["status"] == "cancelled"
+    pts, start, _ = contract.read_pc2(cache / "Blob.pc2")
+    assert start == frames[0] and len(pts) == len(frames)
+    for f in frames:
+        scene.frame_set(f)
+        np.testing.assert_allclose(_eval_local(obj), _expected_local(cache, f, "Blob"), atol=1e-5)
+    scene.frame_set(frames[-1] + 5)  # past the cache: holds the last completed frame
+    np.testing.assert_allclose(_eval_local(obj), _expected_local(cache, frames[-1], "Blob"), atol=1e-5)
+    s = props.scene_settings(scene)
+    assert not s.is_running and not s.cancel_requested
+    assert bpy.ops.physinteract.bake.poll()
+    assert not staging.exists()
+
+
+def test_failing_backend_leaves_scene_as_it_was(empty_scene: bpy.types.Scene, addon: str, backend: str,
+                                                tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A bad job (E.npy missing): the bake is CANCELLED with the backend's message naming
+    the file, and the scene and its previous bake are exactly as before."""
+    bake_session, cache_to_scene, props, _ = _modules(addon)
+    _set_prefs_python(addon, backend)
+    scene = empty_scene
+    obj, _ = build_scene(scene, tmp_path, addon)
+    assert bpy.ops.physinteract.bake() == {"FINISHED"}
+    cache = tmp_path / "cache"
+    scene.frame_set(4)
+
+    def state() -> dict:
+        return {
+            "objects": sorted(o.name for o in bpy.data.objects),
+            "modifiers": {o.name: [(m.name, m.type, getattr(m, "filepath", "")) for m in o.modifiers] for o in bpy.data.objects},
+            "frame": scene.frame_current,
+            "coords": _eval_local(obj).round(7).tolist(),
+            "cache_files": sorted((p.relative_to(cache).as_posix(), p.stat().st_size) for p in cache.rglob("*")),
+            "pc2": (cache / "Blob.pc2").read_bytes(),
+        }
+
+    before = state()
+    s2j = sys.modules[f"{addon}.scene_to_job"]
+    original = s2j.write_scene_job
+
+    def bad_job(sc: bpy.types.Scene):  # the job as written, then broken: E.npy removed
+        job, info = original(sc)
+        os.remove(info.job_dir / "E.npy")
+        return job, info
+
+    monkeypatch.setattr(s2j, "write_scene_job", bad_job)
+    session = bake_session.BackendSession(scene, backend, "simulate")
+    assert bake_session.run_blocking(session) == bake_session.FAILED
+    assert "E.npy" in session.message, session.message
+    assert "E.npy" in props.scene_settings(scene).status
+    # Through the operator: the ERROR report carries the message (bpy.ops turns it into RuntimeError).
+    with pytest.raises(RuntimeError, match="E.npy"):
+        bpy.ops.physinteract.bake()
+    assert state() == before
+    assert not props.scene_settings(scene).is_running
+    assert not bake_session.staging_dir(cache).exists()  # nothing left beside the cache either
+
+
+def test_cli_bake_handler(empty_scene: bpy.types.Scene, addon: str, backend: str, tmp_path: Path) -> None:
+    """The 'physinteract bake' CLI handler bakes the active scene (exit 0) and rejects bad
+    arguments (exit 2). The bpy module cannot run '--command', so the handler is called directly."""
+    _, cache_to_scene, _, cli = _modules(addon)
+    obj, _ = build_scene(empty_scene, tmp_path, addon)
+    assert cli.bake_command(["bake", "--python", backend, "--cache", str(tmp_path / "cli_cache")]) == 0
+    assert contract.read_cache_manifest(tmp_path / "cli_cache")["status"] == "complete"
+    assert cache_to_scene.MODIFIER_NAME in obj.modifiers
+    assert cli.bake_command(["bake", "--scene", "NoSuchScene"]) == 2
+    assert cli.bake_command(["frobnicate"]) == 2
+
+
+def test_bake_blend_script_bakes_and_saves_headless(empty_scene: bpy.types.Scene, addon: str, backend: str,
+                                                    tmp_path: Path) -> None:
+    """scripts/bake_blend.py (bpy module, separate process) bakes a saved .blend and saves it:
+    reopened, the mesh plays the cache's positions at frame 5."""
+    _, cache_to_scene, _, _ = _modules(addon)
+    obj, _ = build_scene(empty_scene, tmp_path, addon)
+    blend = tmp_path / "scene.blend"
+    bpy.ops.wm.save_as_mainfile(filepath=str(blend))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BLENDER_USER")}
+    env["BLENDER_USER_RESOURCES"] = str(tmp_path / "user")
+    proc = subprocess.run([sys.executable, str(TESTS.parent / "scripts" / "bake_blend.py"), str(blend), "--python", backend,
+                           "--save"], capture_output=True, text=True, env=env, check=False, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    bpy.ops.wm.open_mainfile(filepath=str(blend))
+    obj = bpy.data.objects["Blob"]
+    md = obj.modifiers[cache_to_scene.MODIFIER_NAME]
+    assert md.filepath.startswith("//")  # relative to the saved .blend
+    bpy.context.scene.frame_set(5)
+    np.testing.assert_allclose(_eval_local(obj), _expected_local(tmp_path / "cache", 5, "Blob"), atol=1e-5)
+
+
+class _Event:
+    def __init__(self, kind: str) -> None:
+        self.type = kind
+
+
+@pytest.mark.parametrize("press_esc", [False, True])
+def test_modal_handler_ticks_finish_the_bake_and_never_block_50ms(empty_scene: bpy.types.Scene, addon: str, backend: str,
+                                                                  tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                  press_esc: bool) -> None:
+    """The bake operator's modal() (driven with TIMER events, as Blender's event loop would;
+    the bpy module has none) follows the backend to the end, ESC cancels keeping completed
+    frames, and no modal tick takes more than 50 ms (measured inside the modal)."""
+    bake_session, cache_to_scene, props, _ = _modules(addon)
+    if backend != sys.executable:
+        monkeypatch.setenv("PHYSINTERACT_FAKE_FRAME_DELAY", "0.1")
+    obj, _ = build_scene(empty_scene, tmp_path, addon)
+    empty_scene.frame_end = 30 if press_esc else 6
+    op_cls = bpy.types.PHYSINTERACT_OT_bake
+    reports: list[tuple[set, str]] = []
+    session = bake_session.BackendSession(empty_scene, backend, "simulate")
+    session.start()
+    wm = bpy.context.window_manager
+    op = type("ModalStandIn", (), {})()  # a stand-in for the operator instance Blender would hold
+    op._session, op._timer = session, wm.event_timer_add(0.1, window=bpy.context.window)
+    op.report = lambda kind, msg: reports.append((kind, msg))
+    op._report_end = lambda state: op_cls._report_end(op, state)
+    staging = bake_session.staging_dir(tmp_path / "cache")
+    deadline = time.monotonic() + 180
+    result = {"PASS_THROUGH"}
+    while result == {"PASS_THROUGH"}:
+        assert time.monotonic() < deadline
+        if press_esc and len(contract.completed_frames(staging)) >= 2 and not props.scene_settings(empty_scene).cancel_requested:
+            assert op_cls.modal(op, bpy.context, _Event("ESC")) == {"PASS_THROUGH"}
+        result = op_cls.modal(op, bpy.context, _Event("TIMER"))
+        time.sleep(0.02)
+    print(f"modal: {session.ticks} ticks, longest {session.max_tick_ms:.2f} ms")
+    assert session.max_tick_ms < 50.0
+    assert op._timer is None
+    frames = contract.completed_frames(tmp_path / "cache", verify=True)
+    if press_esc:
+        assert result == {"FINISHED"} and session.state == bake_session.CANCELLED  # kept frames: undoable change
+        assert 2 <= len(frames) < 30 and reports[-1][0] == {"WARNING"}
+    else:
+        assert result == {"FINISHED"} and session.state == bake_session.FINISHED and reports[-1][0] == {"INFO"}
+        assert frames == list(range(1, 7))
+    assert cache_to_scene.MODIFIER_NAME in obj.modifiers

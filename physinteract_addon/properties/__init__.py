@@ -1,0 +1,36 @@
+"""All settings live under one namespace: scene.physinteract and object.physinteract."""
+
+from __future__ import annotations
+
+import bpy
+
+from .object import MATERIAL_PRESETS, PhysInteractObjectSettings
+from .scene import PhysInteractSceneSettings
+
+__all__ = ["MATERIAL_PRESETS", "PhysInteractObjectSettings", "PhysInteractSceneSettings", "object_settings", "scene_settings"]
+
+CLASSES = (PhysInteractObjectSettings, PhysInteractSceneSettings)
+
+
+def scene_settings(scene: bpy.types.Scene) -> PhysInteractSceneSettings:
+    """``scene.physinteract`` with its type (the attribute is added at register time)."""
+    return scene.physinteract  # type: ignore[attr-defined,no-any-return]
+
+
+def object_settings(obj: bpy.types.Object) -> PhysInteractObjectSettings:
+    """``obj.physinteract`` with its type."""
+    return obj.physinteract  # type: ignore[attr-defined,no-any-return]
+
+
+def register() -> None:
+    for cls in CLASSES:
+        bpy.utils.register_class(cls)
+    bpy.types.Scene.physinteract = bpy.props.PointerProperty(type=PhysInteractSceneSettings)  # type: ignore[attr-defined]
+    bpy.types.Object.physinteract = bpy.props.PointerProperty(type=PhysInteractObjectSettings)  # type: ignore[attr-defined]
+
+
+def unregister() -> None:
+    del bpy.types.Object.physinteract  # type: ignore[attr-defined]
+    del bpy.types.Scene.physinteract  # type: ignore[attr-defined]
+    for cls in reversed(CLASSES):
+        bpy.utils.unregister_class(cls)

@@ -1,0 +1,66 @@
+"""scene.physinteract: the scene-wide settings and the running job's status."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import bpy
+from bpy.props import BoolProperty, FloatProperty, IntProperty, PointerProperty, StringProperty
+
+
+def _is_mesh(self: Any, obj: bpy.types.Object) -> bool:
+    return obj.type == "MESH"
+
+
+def _is_camera(self: Any, obj: bpy.types.Object) -> bool:
+    return obj.type == "CAMERA"
+
+
+class PhysInteractSceneSettings(bpy.types.PropertyGroup):
+    """Scene-wide PhysInteract settings (scene.physinteract)."""
+
+    target: PointerProperty(  # type: ignore[valid-type]
+        name="Object", description="The mesh object to estimate or simulate", type=bpy.types.Object, poll=_is_mesh,
+    )
+    # Video & camera
+    clip: PointerProperty(  # type: ignore[valid-type]
+        name="Video", description="Movie Clip of the observed interaction (an image sequence is passed frame by frame)",
+        type=bpy.types.MovieClip,
+    )
+    camera: PointerProperty(  # type: ignore[valid-type]
+        name="Camera", description="Camera that filmed the video (empty: the scene camera)", type=bpy.types.Object,
+        poll=_is_camera,
+    )
+    use_scene_range: BoolProperty(  # type: ignore[valid-type]
+        name="Scene Frame Range", description="Use the scene's frame range", default=True,
+    )
+    frame_start: IntProperty(name="Start", description="First frame", default=1)  # type: ignore[valid-type]
+    frame_end: IntProperty(name="End", description="Last frame", default=48)  # type: ignore[valid-type]
+    # Solver
+    grid_resolution: IntProperty(  # type: ignore[valid-type]
+        name="Grid Resolution", description="MPM grid cells along the domain's longest side", default=48, min=4, soft_max=256,
+    )
+    use_ground: BoolProperty(name="Ground", description="A ground plane at z = Ground Height", default=False)  # type: ignore[valid-type]
+    ground_height: FloatProperty(  # type: ignore[valid-type]
+        name="Ground Height", description="Ground plane height (Blender units, world)", default=0.0, subtype="DISTANCE",
+    )
+    # Folders
+    cache_dir: StringProperty(  # type: ignore[valid-type]
+        name="Cache Folder", description="Folder of the baked cache ('//' = beside the .blend file)",
+        default="//physinteract_cache", subtype="DIR_PATH",
+    )
+    job_dir: StringProperty(  # type: ignore[valid-type]
+        name="Job Folder", description="Folder the job for the backend is written to",
+        default="//physinteract_job", subtype="DIR_PATH",
+    )
+    # Status of the running job (written by the bake session, shown by the UI)
+    is_running: BoolProperty(name="Running", default=False)  # type: ignore[valid-type]
+    cancel_requested: BoolProperty(name="Cancel Requested", default=False)  # type: ignore[valid-type]
+    progress: FloatProperty(name="Progress", default=0.0, min=0.0, max=1.0, subtype="FACTOR")  # type: ignore[valid-type]
+    status: StringProperty(name="Status", default="")  # type: ignore[valid-type]
+    max_tick_ms: FloatProperty(  # type: ignore[valid-type]
+        name="Longest Tick (ms)", description="Longest time the last job's progress handler held the UI", default=0.0,
+    )
+
+
+CLASSES = (PhysInteractSceneSettings,)
