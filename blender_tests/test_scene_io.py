@@ -86,12 +86,11 @@ def _make_cache(tmp: Path) -> tuple[Path, Path, np.ndarray]:
                                np.stack([contract.world_to_camera_from_blender(np.array(
                                    [[1, 0, 0, 0.5], [0, 0, -1, -3.0 - 0.1 * i], [0, 1, 0, 1.0], [0, 0, 0, 1]], float))
                                    for i in range(5)])),
-        point_sets=[contract.PointSet("Tet", rest_world, o2w)],
+        point_sets=[contract.PointSet("Tet", rest_world, o2w, faces=np.array([[0, 1, 2], [0, 1, 3], [0, 2, 3], [1, 2, 3]]))],
         metadata={"blender": {"metres_per_unit": 2.0}},
     )
     job_dir, cache_dir = tmp / "job", tmp / "cache"
     contract.write_job(job, job_dir)
-    contract.atomic_save_npy(job_dir / "pointset_Tet_faces.npy", np.array([[0, 1, 2], [0, 1, 3], [0, 2, 3], [1, 2, 3]]))
     w = contract.CacheWriter(cache_dir, "simulate", 12.0, 3, 7,
                              [contract.PointSetInfo("Tet", n, np.linalg.inv(o2w)), contract.PointSetInfo("particles", n)])
     world = np.stack([rest_world + [0, 0, 0.1 * i] for i in range(5)])

@@ -338,13 +338,15 @@ def build_job(scene: bpy.types.Scene) -> tuple[contract.Job, JobInfo, list[list[
 def write_scene_job(scene: bpy.types.Scene) -> tuple[contract.Job, JobInfo]:
     """Build the scene's job and write it to scene.physinteract.job_dir.
 
-    Besides the contract's files, ``pointset_<name>_faces.npy`` (int64 [F, 3]
-    triangles; optional, ignored by the backend) lets scripts rebuild the mesh.
+    The mesh's triangles travel as the point set's optional ``faces`` so scripts
+    can rebuild the surface from the job alone.
     """
     job, info, faces = build_job(scene)
     if info.job_dir == info.cache_dir:
         raise SceneError("The job and cache folders must differ")
-    contract.write_job(job, info.job_dir)
     tris = [[f[0], f[i], f[i + 1]] for f in faces for i in range(1, len(f) - 1)]
-    contract.atomic_save_npy(info.job_dir / f"pointset_{info.point_set}_faces.npy", np.asarray(tris, np.int64).reshape(-1, 3))
+    for ps in job.point_sets:
+        if ps.name == info.point_set:
+            ps.faces = np.asarray(tris, np.int64).reshape(-1, 3)
+    contract.write_job(job, info.job_dir)
     return job, info

@@ -7,7 +7,7 @@ source tree, or from the built extension zip with --zip, installed into a
 temporary user folder), then builds the scene:
 
 - one mesh object per point set of the job (rest positions, plus the triangles
-  of ``pointset_<name>_faces.npy`` when the job folder has them), with a Mesh
+  of the point set's optional ``faces`` when the job has them), with a Mesh
   Cache modifier playing ``<cache>/<name>.pc2`` through a '//'-relative path;
 - the particles as a vertex-only object playing ``particles.pc2``;
 - the job's camera (OpenCV K and per-frame extrinsics converted back to a
@@ -116,8 +116,7 @@ def build(cache: Path, job_dir: Path, out: Path, zip_path: Path | None = None) -
         o2w = np.asarray(ps.object_to_world, np.float64)
         w2o = np.linalg.inv(o2w)
         local = np.asarray(ps.rest_positions, np.float64) @ w2o[:3, :3].T + w2o[:3, 3]
-        faces_path = job_dir / f"pointset_{ps.name}_faces.npy"
-        faces = np.load(faces_path, allow_pickle=False).tolist() if faces_path.is_file() else []
+        faces = [] if ps.faces is None else np.asarray(ps.faces).tolist()
         mesh = bpy.data.meshes.new(ps.name)
         mesh.from_pydata(local.tolist(), [], faces)
         mesh.update()

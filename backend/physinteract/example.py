@@ -106,7 +106,7 @@ def build_example_job(scene: ExampleScene, novel: bool = False, grid_resolution:
         frame_end=f1,
         solver=solver,
         camera=contract.Camera(int(cam["width"]), int(cam["height"]), K, np.tile(w2c, (f1 - f0 + 1, 1, 1))),
-        point_sets=[contract.PointSet("rope", scene.vertices, scene.object_to_world)],
+        point_sets=[contract.PointSet("rope", scene.vertices, scene.object_to_world, faces=scene.faces)],
         name=spec["name"] + ("-novel" if novel else ""),
         metadata={"example": spec["name"], "trajectory": "novel" if novel else "observed"},
     )

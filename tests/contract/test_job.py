@@ -39,10 +39,12 @@ def test_job_written_and_read_back_is_identical(tmp_path):
                                            collider_axis=(0.0, 0.0, 0.01), friction=0.2)
     job.point_sets[0].rest_rotations = np.tile([1.0, 0, 0, 0], (8, 1))
     job.point_sets[0].rest_scales = np.full((8, 3), 0.002)
+    job.point_sets[0].faces = np.array([[0, 1, 2], [2, 3, 7]])
     contract.write_job(job, tmp_path / "job")
     back = contract.read_job(tmp_path / "job")
     _assert_same_job(job, back)
     np.testing.assert_array_equal(back.point_sets[0].rest_scales, job.point_sets[0].rest_scales)
+    np.testing.assert_array_equal(back.point_sets[0].faces, job.point_sets[0].faces)
     # writing the read-back job gives byte-identical files
     contract.write_job(back, tmp_path / "job2")
     for f in sorted((tmp_path / "job").iterdir()):
@@ -185,3 +187,11 @@ def test_opencv_camera_round_trip_and_projection():
     # world +Z (up) appears above the centre: smaller v in OpenCV's y-down image
     assert uv[1, 1] < 240.0
     np.testing.assert_allclose(240.0 - uv[1, 1], 50.0 / 36.0 * 640 * 0.1 / 2.0)
+
+
+def test_point_set_faces_must_index_its_points(tmp_path):
+    job = make_job()
+    job.point_sets[0].faces = np.array([[0, 1, 8]])  # 8 points: index 8 is out of range
+    with pytest.raises(ContractError) as e:
+        contract.write_job(job, tmp_path)
+    assert e.value.field == "point_sets[0].faces"

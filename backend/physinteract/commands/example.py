@@ -10,7 +10,8 @@ from pathlib import Path
 HELP = "run the main job on the bundled example (soft rope): fill, simulate, bake a cache"
 DESCRIPTION = (
     "Fill the bundled rope mesh with particles, simulate a keyed grasp-and-lift with the MPM core, and bake the "
-    "result into a contract cache (per-frame files and PC2 point caches). Writes DIR/job, DIR/cache, DIR/summary.json and DIR/report.md with pictures."
+    "result into a contract cache (per-frame files and PC2 point caches). "
+    "Writes DIR/job, DIR/cache, DIR/summary.json and DIR/report.md with pictures."
 )
 
 

@@ -122,6 +122,8 @@ class PointSet:
         this object's local space so a Mesh Cache modifier plays it in place.
     rest_rotations: optional [V, 4] unit quaternions (w, x, y, z), Gaussians only.
     rest_scales: optional [V, 3] Gaussian standard deviations (m).
+    faces: optional [F, 3] int64 triangles over the points (a render mesh), so a
+        reader can rebuild the surface; the simulation ignores them.
     """
 
     name: str
@@ -129,6 +131,7 @@ class PointSet:
     object_to_world: np.ndarray = field(default_factory=lambda: np.eye(4))
     rest_rotations: np.ndarray | None = None
     rest_scales: np.ndarray | None = None
+    faces: np.ndarray | None = None
 
 
 @dataclass
@@ -207,6 +210,9 @@ def write_job(job: Job, folder: str | Path) -> Path:
         if ps.rest_scales is not None:
             arrays[f"{base}_scales"] = np.asarray(ps.rest_scales, np.float64)
             entry["scales"] = f"{base}_scales.npy"
+        if ps.faces is not None:
+            arrays[f"{base}_faces"] = np.asarray(ps.faces, np.int64).reshape(-1, 3)
+            entry["faces"] = f"{base}_faces.npy"
         sets.append(entry)
     for name, arr in arrays.items():
         atomic_save_npy(folder / f"{name}.npy", arr)
@@ -327,6 +333,7 @@ def read_job(folder: str | Path) -> Job:
                 else np.eye(4),
                 rest_rotations=_load_array(folder, entry["rotations"], f"{key}.rotations") if entry.get("rotations") else None,
                 rest_scales=_load_array(folder, entry["scales"], f"{key}.scales") if entry.get("scales") else None,
+                faces=_load_array(folder, entry["faces"], f"{key}.faces") if entry.get("faces") else None,
             )
         )
     job = Job(
@@ -491,3 +498,8 @@ def _validate(job: Job, mpath: Path, folder: Path | None = None) -> None:
             _check_array(fp, f"{key}.rotations", ps.rest_rotations, (v, 4))
         if ps.rest_scales is not None:
             _check_array(fp, f"{key}.scales", ps.rest_scales, (v, 3))
+        if ps.faces is not None:
+            _check_array(fp, f"{key}.faces", ps.faces, (None, 3), "i")
+            fa = np.asarray(ps.faces)
+            if fa.size and (fa.min() < 0 or fa.max() >= v):
+                raise ContractError(fp, f"{key}.faces", f"vertex indices in [0, {v})", f"range [{fa.min()}, {fa.max()}]")
