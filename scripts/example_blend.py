@@ -105,7 +105,9 @@ def build(cache: Path, job_dir: Path, out: Path, zip_path: Path | None = None) -
 
     out = out.resolve()
     out.parent.mkdir(parents=True, exist_ok=True)
-    # Save first so '//' paths can be made relative to the .blend's folder.
+    # Save first so '//' paths can be made relative to the .blend's folder; no .blend1 backups
+    # (this process's preferences are never saved).
+    bpy.context.preferences.filepaths.save_version = 0
     bpy.ops.wm.save_as_mainfile(filepath=str(out))
 
     cached = {ps["name"] for ps in manifest["point_sets"]}

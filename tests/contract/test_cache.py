@@ -146,3 +146,14 @@ def test_writer_rejects_wrong_shapes_and_nan(tmp_path):
     with pytest.raises(ValueError, match="NaN"):
         w.write_frame(1, bad)
     assert contract.completed_frames(tmp_path) == []
+
+
+def test_atomic_writes_get_umask_permissions_not_private_ones(tmp_path):
+    import os
+
+    old = os.umask(0o022)
+    try:
+        contract.atomic_write_text(tmp_path / "a.txt", "x")
+    finally:
+        os.umask(old)
+    assert (tmp_path / "a.txt").stat().st_mode & 0o777 == 0o644
