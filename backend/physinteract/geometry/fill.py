@@ -79,8 +79,9 @@ class Particles:
 
     positions: [N, 3] m.  volume: [N] m^3 (cell volume / particles per cell).
     labels: [N] uint8, SURFACE (0) or INTERIOR (1).  cell_size: h, m.
-    source_index: [N] int64: for surface particles the nearest source element (Gaussian
-        index in the input cloud, or mesh vertex index), -1 for interior particles.
+    source_index: [N] int64: for surface particles a nearby source element (mesh: nearest
+        vertex; Gaussians: the most opaque Gaussian of the nearest lattice voxel holding
+        centres, as an index into the input cloud), -1 for interior particles.
     """
 
     positions: np.ndarray
@@ -338,8 +339,7 @@ def fill_gaussians(cloud: GaussianCloud, config: FillConfig | None = None) -> Pa
 
     Degenerate Gaussians are repaired with a warning (RuntimeWarning): non-finite centres
     or opacities are dropped, non-finite or zero-norm rotations become the identity, and
-    scales are clamped (see FillConfig). Surface particles' ``source_index`` is the
-    nearest Gaussian in ``cloud``.
+    scales are clamped (see FillConfig). Surface particles' ``source_index`` indexes ``cloud``.
     """
     config = config or FillConfig()
     g = _sanitize(cloud, config)
@@ -406,7 +406,7 @@ def _fill_gaussians(g: dict[str, np.ndarray], config: FillConfig, lo: np.ndarray
     # (mean centre; axes of its most opaque Gaussian), so millions of Gaussians cost no more than the lattice.
     rep, centres = _representatives(means, opacity, lat)
     normals = _oriented_normals(centres, R[rep], scales[rep], votes, occ, lat)
-    areas = _point_areas(centres, normals)
+    areas = _point_areas(centres)
     oriented = np.any(normals != 0, 1)
     # Decided on the particle lattice, so the closing surface of a hole lands between particles, not cells.
     sub = tuple(int(s) for s in lat.sub)
@@ -538,22 +538,17 @@ def _oriented_normals(means: np.ndarray, R: np.ndarray, scales: np.ndarray, vote
     return n * sign[:, None]
 
 
-def _point_areas(means: np.ndarray, normals: np.ndarray, k1: int = 4, k2: int = 16) -> np.ndarray:
+def _point_areas(means: np.ndarray, k1: int = 4, k2: int = 16) -> np.ndarray:
     """Surface area per centre (m^2) from the local density in the annulus between the k1-th and k2-th neighbours.
 
     pi (r_k2^2 - r_k1^2) / (k2 - k1) is free of the offset that the regularity of a sampling
-    gives the single-radius estimate pi r_k^2 / k. At the rim of an open surface only part of
-    the annulus holds points; the in-plane offset of the neighbours' centroid (0.42 r for a half
-    disc) estimates that part, so rims are not over-weighted (the closing surface of a hole,
-    where the winding number is flat, is sensitive to that).
+    gives the single-radius estimate pi r_k^2 / k (total area within 0.1% on the test shapes).
+    Rims of open surfaces see half an annulus and get up to twice their area.
     """
     if len(means) <= k2:
         return np.full(len(means), float(np.ptp(means, 0).max() ** 2) / max(len(means), 1))
-    d, nb = knn(means, means, k2 + 1)
-    off = means[nb[:, 1:]].mean(1) - means
-    off -= np.einsum("ni,ni->n", off, normals)[:, None] * normals
-    covered = 1.0 - 0.5 * np.clip(np.linalg.norm(off, axis=1) / (0.42 * d[:, k2]), 0.0, 1.0)
-    return covered * np.pi * (d[:, k2] ** 2 - d[:, k1] ** 2) / (k2 - k1)
+    d, _ = knn(means, means, k2 + 1)
+    return np.pi * (d[:, k2] ** 2 - d[:, k1] ** 2) / (k2 - k1)
 
 
 def _aggregate_dipoles(pos: np.ndarray, A: np.ndarray, shape: tuple, lat: _Lattice) -> tuple[np.ndarray, np.ndarray]:
