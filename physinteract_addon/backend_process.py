@@ -15,8 +15,9 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
@@ -52,6 +53,31 @@ def tail(path: Path, max_bytes: int = 4000) -> str:
         return ""
 
 
+def last_log_line(path: Path) -> str:
+    """The last non-empty line of a log ('no output' when there is none)."""
+    lines = [ln for ln in tail(path).splitlines() if ln.strip()]
+    return lines[-1] if lines else "no output"
+
+
+class _LoggedProcess:
+    """A child process whose stdout and stderr go to a log file this object owns."""
+
+    _proc: subprocess.Popen[bytes] | None = None
+    _log: IO[bytes] | None = None
+
+    def kill(self) -> None:
+        """Stop at once (used when Blender quits or the add-on is disabled)."""
+        if self._proc is not None and self._proc.poll() is None:
+            self._proc.kill()
+            self._proc.wait()
+        self._close()
+
+    def _close(self) -> None:
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+
+
 @dataclass
 class Progress:
     """What the backend reported so far."""
@@ -60,14 +86,13 @@ class Progress:
     frames_total: int = 0
     message: str = ""
     error: str = ""
-    events: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def fraction(self) -> float:
         return min(1.0, self.frames_done / self.frames_total) if self.frames_total > 0 else 0.0
 
 
-class BackendProcess:
+class BackendProcess(_LoggedProcess):
     """One backend run writing a contract cache folder.
 
     ``poll()`` reads new events and returns the exit code (None while running);
@@ -81,8 +106,6 @@ class BackendProcess:
         self.log_path = Path(log_path)
         self.progress = Progress(frames_total=frames_total)
         self._offset = 0
-        self._proc: subprocess.Popen[bytes] | None = None
-        self._log: IO[bytes] | None = None
         self._term_time: float | None = None
         self.cancelled = False
 
@@ -115,7 +138,6 @@ class BackendProcess:
                 p.error = str(ev.get("message") or ev)
             elif isinstance(ev.get("message"), str):
                 p.message = ev["message"]
-        p.events.extend(events)
         return events
 
     def poll(self) -> int | None:
@@ -125,8 +147,6 @@ class BackendProcess:
             return None
         code = self._proc.poll()
         if code is None and self._term_time is not None:
-            import time
-
             if time.monotonic() - self._term_time > TERMINATE_GRACE_S:
                 self._proc.kill()
         if code is not None:
@@ -136,8 +156,6 @@ class BackendProcess:
 
     def cancel(self) -> None:
         """Ask the backend to stop (SIGTERM; SIGKILL after TERMINATE_GRACE_S in poll())."""
-        import time
-
         self.cancelled = True
         if self._proc is not None and self._proc.poll() is None:
             self._proc.terminate()
@@ -168,24 +186,10 @@ class BackendProcess:
                 return str(m["message"])
         except contract.ContractError:
             pass
-        lines = [ln for ln in tail(self.log_path).splitlines() if ln.strip()]
-        last = lines[-1] if lines else "no output"
-        return f"backend exited with code {code}: {last}"
-
-    def kill(self) -> None:
-        """Stop at once (used when Blender quits or the add-on is disabled)."""
-        if self._proc is not None and self._proc.poll() is None:
-            self._proc.kill()
-            self._proc.wait()
-        self._close()
-
-    def _close(self) -> None:
-        if self._log is not None:
-            self._log.close()
-            self._log = None
+        return f"backend exited with code {code}: {last_log_line(self.log_path)}"
 
 
-class CommandChain:
+class CommandChain(_LoggedProcess):
     """Run argument lists one after the other without blocking (e.g. venv + pip).
 
     ``poll()`` returns None while running, 0 when all succeeded, or the first
@@ -196,8 +200,6 @@ class CommandChain:
         self.commands = [list(c) for c in commands]
         self.log_path = Path(log_path)
         self.step = 0
-        self._proc: subprocess.Popen[bytes] | None = None
-        self._log: IO[bytes] | None = None
 
     def start(self) -> None:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -222,14 +224,3 @@ class CommandChain:
         self.step += 1
         self._start_step()
         return None
-
-    def kill(self) -> None:
-        if self._proc is not None and self._proc.poll() is None:
-            self._proc.kill()
-            self._proc.wait()
-        self._close()
-
-    def _close(self) -> None:
-        if self._log is not None:
-            self._log.close()
-            self._log = None

@@ -73,12 +73,4 @@ def backend_python(context: bpy.types.Context | None = None) -> str:
 
 CLASSES = (PhysInteractPreferences,)
 
-
-def register() -> None:
-    for cls in CLASSES:
-        bpy.utils.register_class(cls)
-
-
-def unregister() -> None:
-    for cls in reversed(CLASSES):
-        bpy.utils.unregister_class(cls)
+register, unregister = bpy.utils.register_classes_factory(CLASSES)

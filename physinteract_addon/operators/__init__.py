@@ -7,11 +7,11 @@ import bpy
 from . import bake, environment, fill
 
 CLASSES = (*fill.CLASSES, *bake.CLASSES, *environment.CLASSES)
+_register_classes, _unregister_classes = bpy.utils.register_classes_factory(CLASSES)
 
 
 def register() -> None:
-    for cls in CLASSES:
-        bpy.utils.register_class(cls)
+    _register_classes()
     for handlers, fn in bake.HANDLERS:
         handlers.append(fn)
 
@@ -20,5 +20,4 @@ def unregister() -> None:
     for handlers, fn in bake.HANDLERS:
         if fn in handlers:
             handlers.remove(fn)
-    for cls in reversed(CLASSES):
-        bpy.utils.unregister_class(cls)
+    _unregister_classes()

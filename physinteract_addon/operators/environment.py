@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Any
 
 import bpy
 
 from .. import backend_process
 from ..preferences import addon_preferences, venv_dir, venv_python
-from ..utils import OperatorResult, window_manager_of
+from ..utils import OperatorResult
+from .chain_runner import ChainOperatorMixin
 
 ADDON_ROOT = Path(__file__).resolve().parent.parent
 
@@ -32,7 +32,7 @@ def environment_commands(base_python: str, folder: Path, wheel: Path) -> list[li
     ]
 
 
-class PHYSINTERACT_OT_create_backend_env(bpy.types.Operator):
+class PHYSINTERACT_OT_create_backend_env(ChainOperatorMixin, bpy.types.Operator):
     """Create a Python environment for the simulation backend and install it with pip"""
 
     bl_idname = "physinteract.create_backend_env"
@@ -40,9 +40,7 @@ class PHYSINTERACT_OT_create_backend_env(bpy.types.Operator):
     bl_description = ("Create a virtual environment in the extension's user folder and pip-install the bundled backend "
                       "with taichi and torch (downloads; needs Online Access)")
     bl_options = {"REGISTER"}
-
-    _chain: backend_process.CommandChain | None = None
-    _timer: Any = None
+    poll_interval_s = 0.5
 
     def _begin(self, context: bpy.types.Context) -> bool:
         wheel = bundled_wheel()
@@ -74,49 +72,14 @@ class PHYSINTERACT_OT_create_backend_env(bpy.types.Operator):
             self._set_status(context, f"ready: {venv_python(venv_dir())}")
             self.report({"INFO"}, "Backend environment ready")
             return {"FINISHED"}
-        last = [ln for ln in backend_process.tail(self._chain.log_path).splitlines() if ln.strip()]
-        msg = f"step {self._chain.step + 1} failed (exit {code}): {last[-1] if last else 'no output'}"
+        msg = f"step {self._chain.step + 1} failed (exit {code}): {backend_process.last_log_line(self._chain.log_path)}"
         self._set_status(context, msg)
         self.report({"ERROR"}, f"Creating the backend environment failed: {msg} (log: {self._chain.log_path})")
         return {"CANCELLED"}
 
-    def execute(self, context: bpy.types.Context) -> OperatorResult:
-        import time
-
-        if not self._begin(context):
-            return {"CANCELLED"}
+    def _tick(self, context: bpy.types.Context) -> None:
         assert self._chain is not None
-        while (code := self._chain.poll()) is None:
-            time.sleep(0.2)
-        return self._end(context, code)
-
-    def invoke(self, context: bpy.types.Context, event: bpy.types.Event) -> OperatorResult:
-        if bpy.app.background or context.window is None:
-            return self.execute(context)
-        if not self._begin(context):
-            return {"CANCELLED"}
-        self._timer = window_manager_of(context).event_timer_add(0.5, window=context.window)
-        window_manager_of(context).modal_handler_add(self)  # type: ignore[arg-type]
-        return {"RUNNING_MODAL"}
-
-    def modal(self, context: bpy.types.Context, event: bpy.types.Event) -> OperatorResult:
-        assert self._chain is not None
-        if event.type != "TIMER":
-            return {"PASS_THROUGH"}
-        code = self._chain.poll()
-        if code is None:
-            self._set_status(context, f"step {self._chain.step + 1}/{len(self._chain.commands)} running")
-            return {"PASS_THROUGH"}
-        window_manager_of(context).event_timer_remove(self._timer)
-        self._timer = None
-        return self._end(context, code)
-
-    def cancel(self, context: bpy.types.Context) -> None:
-        if self._chain is not None:
-            self._chain.kill()
-        if self._timer is not None:
-            window_manager_of(context).event_timer_remove(self._timer)
-            self._timer = None
+        self._set_status(context, f"step {self._chain.step + 1}/{len(self._chain.commands)} running")
 
 
 CLASSES = (PHYSINTERACT_OT_create_backend_env,)

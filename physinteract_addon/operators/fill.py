@@ -8,9 +8,7 @@ remembers the particle PLY it wrote and the object state it was made from.
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
-from typing import Any
 
 import bpy
 import mathutils
@@ -21,7 +19,8 @@ from physinteract import contract
 from .. import backend_process, filling, scene_to_job
 from ..preferences import backend_python
 from ..properties import object_settings, scene_settings
-from ..utils import OperatorResult, scene_of, window_manager_of
+from ..utils import OperatorResult, scene_of
+from .chain_runner import ChainOperatorMixin
 
 PREVIEW_SUFFIX = " Fill Preview"
 
@@ -105,7 +104,7 @@ class PHYSINTERACT_OT_fill_preview(bpy.types.Operator):
         return {"FINISHED"}
 
 
-class PHYSINTERACT_OT_fill(bpy.types.Operator):
+class PHYSINTERACT_OT_fill(ChainOperatorMixin, bpy.types.Operator):
     """Fill the object's interior with particles using the backend (Volume fill)"""
 
     bl_idname = "physinteract.fill"
@@ -113,8 +112,7 @@ class PHYSINTERACT_OT_fill(bpy.types.Operator):
     bl_description = "Fill the closed mesh's interior with simulation particles ('physinteract fill', run out of process)"
     bl_options = {"REGISTER", "UNDO"}
 
-    _chain: backend_process.CommandChain | None = None
-    _timer: Any = None
+    poll_interval_s = 0.05
     _out: Path | None = None
     _obj_name = ""
     _signature = ""
@@ -153,8 +151,7 @@ class PHYSINTERACT_OT_fill(bpy.types.Operator):
         assert self._chain is not None and self._out is not None
         obj = bpy.data.objects.get(self._obj_name)
         if code != 0 or obj is None:
-            lines = [ln for ln in backend_process.tail(self._chain.log_path).splitlines() if ln.strip()]
-            self.report({"ERROR"}, f"Fill failed (exit {code}): {lines[-1] if lines else 'no output'}")
+            self.report({"ERROR"}, f"Fill failed (exit {code}): {backend_process.last_log_line(self._chain.log_path)}")
             return {"CANCELLED"}
         try:
             fill = filling.read_particles_ply(self._out)
@@ -171,41 +168,6 @@ class PHYSINTERACT_OT_fill(bpy.types.Operator):
         self.report({"INFO"}, f"Filled '{obj.name}': {o.fill_count} particles ({interior} interior), "
                               f"{fill['volume'].sum():.3g} m³")
         return {"FINISHED"}
-
-    def execute(self, context: bpy.types.Context) -> OperatorResult:
-        if not self._begin(context):
-            return {"CANCELLED"}
-        assert self._chain is not None
-        while (code := self._chain.poll()) is None:
-            time.sleep(0.05)
-        return self._end(context, code)
-
-    def invoke(self, context: bpy.types.Context, event: bpy.types.Event) -> OperatorResult:
-        if bpy.app.background or context.window is None:
-            return self.execute(context)
-        if not self._begin(context):
-            return {"CANCELLED"}
-        self._timer = window_manager_of(context).event_timer_add(0.1, window=context.window)
-        window_manager_of(context).modal_handler_add(self)
-        return {"RUNNING_MODAL"}
-
-    def modal(self, context: bpy.types.Context, event: bpy.types.Event) -> OperatorResult:
-        assert self._chain is not None
-        if event.type != "TIMER":
-            return {"PASS_THROUGH"}
-        code = self._chain.poll()
-        if code is None:
-            return {"PASS_THROUGH"}
-        window_manager_of(context).event_timer_remove(self._timer)
-        self._timer = None
-        return self._end(context, code)
-
-    def cancel(self, context: bpy.types.Context) -> None:
-        if self._chain is not None:
-            self._chain.kill()
-        if self._timer is not None:
-            window_manager_of(context).event_timer_remove(self._timer)
-            self._timer = None
 
 
 CLASSES = (PHYSINTERACT_OT_fill, PHYSINTERACT_OT_fill_preview)

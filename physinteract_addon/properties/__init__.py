@@ -10,6 +10,7 @@ from .scene import PhysInteractSceneSettings
 __all__ = ["MATERIAL_PRESETS", "PhysInteractObjectSettings", "PhysInteractSceneSettings", "object_settings", "scene_settings"]
 
 CLASSES = (PhysInteractObjectSettings, PhysInteractSceneSettings)
+_register_classes, _unregister_classes = bpy.utils.register_classes_factory(CLASSES)
 
 
 def scene_settings(scene: bpy.types.Scene) -> PhysInteractSceneSettings:
@@ -23,8 +24,7 @@ def object_settings(obj: bpy.types.Object) -> PhysInteractObjectSettings:
 
 
 def register() -> None:
-    for cls in CLASSES:
-        bpy.utils.register_class(cls)
+    _register_classes()
     bpy.types.Scene.physinteract = bpy.props.PointerProperty(type=PhysInteractSceneSettings)  # type: ignore[attr-defined]
     bpy.types.Object.physinteract = bpy.props.PointerProperty(type=PhysInteractObjectSettings)  # type: ignore[attr-defined]
 
@@ -32,5 +32,4 @@ def register() -> None:
 def unregister() -> None:
     del bpy.types.Object.physinteract  # type: ignore[attr-defined]
     del bpy.types.Scene.physinteract  # type: ignore[attr-defined]
-    for cls in reversed(CLASSES):
-        bpy.utils.unregister_class(cls)
+    _unregister_classes()

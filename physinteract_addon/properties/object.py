@@ -18,6 +18,19 @@ MATERIAL_PRESETS: dict[str, tuple[float, float, float]] = {
     "FOAM": (5.0e4, 0.20, 50.0),
 }
 
+
+def _pascals(e: float) -> str:
+    for unit, f in (("GPa", 1e9), ("MPa", 1e6), ("kPa", 1e3)):
+        if e >= f:
+            return f"{e / f:g} {unit}"
+    return f"{e:g} Pa"
+
+
+# The preset menu, its descriptions derived from the values they set.
+PRESET_ITEMS = [("CUSTOM", "Custom", "Keep the values below")] + [
+    (key, key.title(), f"E {_pascals(e)}, nu {nu:g}, {rho:g} kg/m^3") for key, (e, nu, rho) in MATERIAL_PRESETS.items()
+]
+
 INTERACTION_ITEMS = [
     ("point_adherent", "Grasp (point adherent)", "Contact particles stick to the trajectory (pulling, dragging)"),
     ("point_non_adherent", "Poke (point non-adherent)", "A small collider follows the trajectory and pushes the object"),
@@ -81,13 +94,7 @@ class PhysInteractObjectSettings(bpy.types.PropertyGroup):
     material_preset: EnumProperty(  # type: ignore[valid-type]
         name="Preset",
         description="Initial material guess",
-        items=[
-            ("CUSTOM", "Custom", "Keep the values below"),
-            ("RUBBER", "Rubber", "E 2 MPa, nu 0.45, 1100 kg/m^3"),
-            ("JELLY", "Jelly", "E 5 kPa, nu 0.45, 1000 kg/m^3"),
-            ("ROPE", "Rope", "E 200 kPa, nu 0.3, 800 kg/m^3"),
-            ("FOAM", "Foam", "E 50 kPa, nu 0.2, 50 kg/m^3"),
-        ],
+        items=PRESET_ITEMS,
         default="CUSTOM",
         update=_apply_preset,
     )

@@ -10,12 +10,4 @@ from . import scene as scene_ui
 
 CLASSES = (*object_ui.CLASSES, *scene_ui.CLASSES)
 
-
-def register() -> None:
-    for cls in CLASSES:
-        bpy.utils.register_class(cls)
-
-
-def unregister() -> None:
-    for cls in reversed(CLASSES):
-        bpy.utils.unregister_class(cls)
+register, unregister = bpy.utils.register_classes_factory(CLASSES)

@@ -6,23 +6,19 @@ import bpy
 
 from ..properties import object_settings, scene_settings
 from ..utils import layout_of, scene_of
+from .common import SidebarPanel
 
 
-class _ObjectPanel(bpy.types.Panel):
-    bl_space_type = "VIEW_3D"
-    bl_region_type = "UI"
-    bl_category = "PhysInteract"
+class _ObjectPanel(SidebarPanel):
+    """A panel about the target object: shown once there is one."""
 
     @classmethod
     def poll(cls, context: bpy.types.Context) -> bool:
         return context.scene is not None and scene_settings(scene_of(context)).target is not None
 
 
-class PHYSINTERACT_PT_object(bpy.types.Panel):
+class PHYSINTERACT_PT_object(SidebarPanel):
     bl_label = "Object"
-    bl_space_type = "VIEW_3D"
-    bl_region_type = "UI"
-    bl_category = "PhysInteract"
     bl_order = 0
 
     def draw(self, context: bpy.types.Context) -> None:

@@ -6,12 +6,7 @@ import bpy
 
 from ..properties import scene_settings
 from ..utils import layout_of, scene_of
-
-
-class _ScenePanel(bpy.types.Panel):
-    bl_space_type = "VIEW_3D"
-    bl_region_type = "UI"
-    bl_category = "PhysInteract"
+from .common import SidebarPanel
 
 
 def _progress(layout: bpy.types.UILayout, context: bpy.types.Context) -> None:
@@ -25,7 +20,7 @@ def _progress(layout: bpy.types.UILayout, context: bpy.types.Context) -> None:
         layout.label(text=s.status)
 
 
-class PHYSINTERACT_PT_video(_ScenePanel):
+class PHYSINTERACT_PT_video(SidebarPanel):
     bl_label = "Video & Camera"
     bl_order = 4
 
@@ -41,7 +36,7 @@ class PHYSINTERACT_PT_video(_ScenePanel):
             row.prop(s, "frame_end")
 
 
-class PHYSINTERACT_PT_estimate(_ScenePanel):
+class PHYSINTERACT_PT_estimate(SidebarPanel):
     bl_label = "Estimate"
     bl_order = 5
 
@@ -51,7 +46,7 @@ class PHYSINTERACT_PT_estimate(_ScenePanel):
         _progress(layout, context)
 
 
-class PHYSINTERACT_PT_bake(_ScenePanel):
+class PHYSINTERACT_PT_bake(SidebarPanel):
     bl_label = "Bake"
     bl_order = 6
 

@@ -65,8 +65,8 @@ def atomic_save_npy(path: str | Path, array: np.ndarray) -> None:
     atomic_write_bytes(path, buf.getvalue())
 
 
-def atomic_save_npz(path: str | Path, arrays: dict[str, np.ndarray]) -> None:
-    """Save several arrays as an uncompressed .npz atomically."""
+def atomic_save_npz(path: str | Path, arrays: dict[str, np.ndarray]) -> bytes:
+    """Save several arrays as an uncompressed .npz atomically. Returns the bytes written."""
     buf = io.BytesIO()
     clean = {}
     for k, v in arrays.items():
@@ -75,4 +75,6 @@ def atomic_save_npz(path: str | Path, arrays: dict[str, np.ndarray]) -> None:
             raise TypeError(f"{path}: array '{k}' is an object array")
         clean[k] = v
     np.savez(buf, **clean)  # type: ignore[arg-type]
-    atomic_write_bytes(path, buf.getvalue())
+    data = buf.getvalue()
+    atomic_write_bytes(path, data)
+    return data

@@ -221,9 +221,9 @@ class CacheWriter:
             arrays[f"extra.{k}"] = np.asarray(v)
         stem = frame_stem(frame)
         npz = self.folder / FRAMES_DIR / f"{stem}.npz"
-        atomic_save_npz(npz, arrays)
-        digest = hashlib.sha256(npz.read_bytes()).hexdigest()
-        atomic_write_json(npz.with_suffix(".done"), {"frame": frame, "bytes": npz.stat().st_size, "sha256": digest})
+        written = atomic_save_npz(npz, arrays)
+        marker = {"frame": frame, "bytes": len(written), "sha256": hashlib.sha256(written).hexdigest()}
+        atomic_write_json(npz.with_suffix(".done"), marker)
 
     def write_material(self, E: np.ndarray, nu: np.ndarray) -> None:
         """The estimated material field: E [N] in Pa, nu [N]."""
@@ -263,6 +263,18 @@ def read_cache_manifest(folder: str | Path) -> dict[str, Any]:
     return m
 
 
+def _frame_complete(done: Path, verify: bool) -> bool:
+    """Whether the marker ``done`` exists and agrees with its .npz (size; SHA-256 with ``verify``)."""
+    npz = done.with_suffix(".npz")
+    try:
+        marker = json.loads(done.read_text(encoding="utf-8"))
+        if not npz.is_file() or npz.stat().st_size != marker["bytes"]:
+            return False
+        return not verify or hashlib.sha256(npz.read_bytes()).hexdigest() == marker["sha256"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+
+
 def completed_frames(folder: str | Path, verify: bool = False) -> list[int]:
     """Frames whose marker exists and whose data file has the marker's size
     (and, with ``verify``, its SHA-256). Sorted."""
@@ -272,26 +284,15 @@ def completed_frames(folder: str | Path, verify: bool = False) -> list[int]:
     frames = []
     for p in fdir.glob("frame_*.done"):
         m = _FRAME_RE.match(p.name)
-        if not m:
-            continue
-        npz = p.with_suffix(".npz")
-        try:
-            marker = json.loads(p.read_text(encoding="utf-8"))
-            if not npz.is_file() or npz.stat().st_size != marker["bytes"]:
-                continue
-            if verify and hashlib.sha256(npz.read_bytes()).hexdigest() != marker["sha256"]:
-                continue
-        except (OSError, ValueError, KeyError, TypeError):
-            continue
-        frames.append(int(m.group(1)))
+        if m and _frame_complete(p, verify):
+            frames.append(int(m.group(1)))
     return sorted(frames)
 
 
 def read_frame(folder: str | Path, frame: int) -> dict[str, np.ndarray]:
     """The arrays of a completed frame, keyed ``"<set>.positions"`` etc."""
-    folder = Path(folder)
-    npz = folder / FRAMES_DIR / f"{frame_stem(frame)}.npz"
-    if frame not in completed_frames(folder):
+    npz = Path(folder) / FRAMES_DIR / f"{frame_stem(frame)}.npz"
+    if not _frame_complete(npz.with_suffix(".done"), verify=False):
         raise ContractError(npz, "", f"a completed frame {frame}", "no completion marker or a truncated file")
     with np.load(npz, allow_pickle=False) as z:
         return {k: z[k] for k in z.files}
@@ -320,16 +321,18 @@ def assemble_pc2(folder: str | Path) -> list[Path]:
         if f != run[-1] + 1:
             break
         run.append(f)
+    sets = m["point_sets"]
+    samples = {ps["name"]: np.empty((len(run), int(ps["count"]), 3), np.float32) for ps in sets}
+    for i, f in enumerate(run):
+        arrays = read_frame(folder, f)  # each frame is read once, for every set
+        for ps in sets:
+            w2o = np.asarray(ps.get("world_to_object", np.eye(4).tolist()), np.float64)
+            pos = arrays[f"{ps['name']}.positions"].astype(np.float64)
+            samples[ps["name"]][i] = pos @ w2o[:3, :3].T + w2o[:3, 3]
     written = []
-    for ps in m["point_sets"]:
-        name = ps["name"]
-        w2o = np.asarray(ps.get("world_to_object", np.eye(4).tolist()), np.float64)
-        samples = np.empty((len(run), int(ps["count"]), 3), np.float32)
-        for i, f in enumerate(run):
-            pos = read_frame(folder, f)[f"{name}.positions"].astype(np.float64)
-            samples[i] = pos @ w2o[:3, :3].T + w2o[:3, 3]
+    for name, pts in samples.items():
         path = folder / f"{name}.pc2"
-        write_pc2(path, samples, start_frame=run[0], sample_rate=1.0)
+        write_pc2(path, pts, start_frame=run[0], sample_rate=1.0)
         written.append(path)
     return written
 

@@ -32,7 +32,6 @@ _EXPORTS = {
     "SimulationError": "physinteract.mpm.rollout",
     "simulate_job": "physinteract.mpm.simulate",
     "ensure_taichi": "physinteract.mpm.runtime",
-    "deform_gaussians": "physinteract.mpm.gaussians",
 }
 
 __all__ = sorted(_EXPORTS)

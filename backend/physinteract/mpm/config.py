@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-GROUND_MODES = ("sticky", "slip", "separate")
+from physinteract.contract.job import GROUND_MODES
 
 
 @dataclass

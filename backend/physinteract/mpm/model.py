@@ -16,7 +16,7 @@ from physinteract.mpm import spline
 from physinteract.mpm.config import GroundConfig, SolverConfig
 
 if TYPE_CHECKING:
-    from physinteract.contract import Job
+    from physinteract.contract import Job, SolverSettings
 
 INTERACTIONS = ("none", "point_adherent", "point_non_adherent", "surface_non_adherent")
 COLLIDERS = ("none", "sphere", "capsule", "plane")
@@ -277,23 +277,26 @@ def dnu_dtheta(theta: np.ndarray) -> np.ndarray:
     return NU_MAX * s * (1.0 - s)
 
 
-def config_from_settings(settings: object) -> SolverConfig:
-    """SolverConfig from a contract SolverSettings."""
-    s = settings
-    g = s.ground  # type: ignore[attr-defined]
+def _vec3(v: object) -> tuple[float, float, float] | None:
+    return None if v is None else tuple(float(c) for c in v)  # type: ignore[attr-defined,return-value]
+
+
+def config_from_settings(s: SolverSettings) -> SolverConfig:
+    """SolverConfig from a contract SolverSettings (same names, same units)."""
+    g = s.ground
     return SolverConfig(
-        grid_resolution=int(s.grid_resolution),  # type: ignore[attr-defined]
-        domain_min=None if s.domain_min is None else tuple(float(v) for v in s.domain_min),  # type: ignore[attr-defined]
-        domain_max=None if s.domain_max is None else tuple(float(v) for v in s.domain_max),  # type: ignore[attr-defined]
-        domain_padding=float(s.domain_padding),  # type: ignore[attr-defined]
-        substep_dt=None if s.substep_dt is None else float(s.substep_dt),  # type: ignore[attr-defined]
-        cfl=float(s.cfl),  # type: ignore[attr-defined]
-        gravity=tuple(float(v) for v in s.gravity),  # type: ignore[attr-defined]
-        damping=float(s.damping),  # type: ignore[attr-defined]
+        grid_resolution=int(s.grid_resolution),
+        domain_min=_vec3(s.domain_min),
+        domain_max=_vec3(s.domain_max),
+        domain_padding=float(s.domain_padding),
+        substep_dt=s.substep_dt,
+        cfl=float(s.cfl),
+        gravity=_vec3(s.gravity),
+        damping=float(s.damping),
         ground=GroundConfig(height=g.height, friction=float(g.friction), mode=str(g.mode)),
-        arch=str(s.arch),  # type: ignore[attr-defined]
-        precision=str(s.precision),  # type: ignore[attr-defined]
-    )  # type: ignore[arg-type]
+        arch=s.arch,
+        precision=s.precision,
+    )
 
 
 def model_from_job(job: Job, config: SolverConfig | None = None) -> Model:

@@ -28,7 +28,7 @@ def simulate_job(
     event; ``should_stop()`` turning true finishes the cache as "cancelled" (frames
     written so far stay valid). Failures finish it as "failed", emit an "error" event and re-raise.
     """
-    from physinteract.mpm.gaussians import deform_gaussians
+    from physinteract.geometry import deform_gaussians
     from physinteract.mpm.model import State, config_from_settings, control_from_job, model_from_job
     from physinteract.mpm.rollout import Rollout
 
@@ -70,11 +70,11 @@ def simulate_job(
                 if ps.rest_rotations is not None or ps.rest_scales is not None:
                     rot = ps.rest_rotations if ps.rest_rotations is not None else np.tile([1.0, 0, 0, 0], (len(tx[sl]), 1))
                     scl = ps.rest_scales if ps.rest_scales is not None else np.ones((len(tx[sl]), 3))
-                    q, s = deform_gaussians(tF[sl], rot, scl)
+                    q, log_s = deform_gaussians(rot, np.log(scl), tF[sl])
                     if ps.rest_rotations is not None:
                         entry["rotations"] = q
                     if ps.rest_scales is not None:
-                        entry["scales"] = s
+                        entry["scales"] = np.exp(log_s)
                 data[ps.name] = entry
             writer.write_frame(frame, data)
             writer.events.emit("frame", frame=frame)

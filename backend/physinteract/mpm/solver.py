@@ -335,19 +335,25 @@ class MPMSolver:
                     v = v - at_lo * ti.min(v, 0.0) - at_hi * ti.max(v, 0.0)
             self.grid_v_out[I] = v
 
+    @ti.func
+    def gather(self, xp):
+        """APIC gather at position xp (m): the grid velocity (m/s) and its affine matrix C (1/s)."""
+        base, fx, w, _ = self.stencil(xp)
+        new_v = ti.Vector.zero(float, 3)
+        new_C = ti.Matrix.zero(float, 3, 3)
+        for i, j, k in ti.ndrange(3, 3, 3):
+            offset = ti.Vector([i, j, k])
+            weight = w[i, 0] * w[j, 1] * w[k, 2]
+            g_v = self.grid_v_out[base + offset]
+            new_v += weight * g_v
+            new_C += (4.0 * self.inv_dx * weight) * g_v.outer_product(offset - fx)
+        return new_v, new_C
+
     @ti.kernel
     def g2p(self, s: ti.i32, so: ti.i32, c: ti.i32, dt: float):
         """Gather velocity and affine velocity; advect; update F; contact velocity condition."""
         for p in range(self.n):
-            base, fx, w, _ = self.stencil(self.x[s, p])
-            new_v = ti.Vector.zero(float, 3)
-            new_C = ti.Matrix.zero(float, 3, 3)
-            for i, j, k in ti.ndrange(3, 3, 3):
-                offset = ti.Vector([i, j, k])
-                weight = w[i, 0] * w[j, 1] * w[k, 2]
-                g_v = self.grid_v_out[base + offset]
-                new_v += weight * g_v
-                new_C += (4.0 * self.inv_dx * weight) * g_v.outer_product(offset - fx)
+            new_v, new_C = self.gather(self.x[s, p])
             if self.contact_mode[None] * self.is_contact[p] == 1:
                 new_v = self.ctrl[c, 2]
             self.v[so, p] = new_v
@@ -387,32 +393,25 @@ class MPMSolver:
     def advect_tracers(self, dt: float):
         """Carry the passive tracers with the grid velocity and its gradient (no mass)."""
         for t in range(self.num_tracers):
-            base, fx, w, _ = self.stencil(self.tracer_x[t])
-            new_v = ti.Vector.zero(float, 3)
-            new_C = ti.Matrix.zero(float, 3, 3)
-            for i, j, k in ti.ndrange(3, 3, 3):
-                offset = ti.Vector([i, j, k])
-                weight = w[i, 0] * w[j, 1] * w[k, 2]
-                g_v = self.grid_v_out[base + offset]
-                new_v += weight * g_v
-                new_C += (4.0 * self.inv_dx * weight) * g_v.outer_product(offset - fx)
+            new_v, new_C = self.gather(self.tracer_x[t])
             self.tracer_x[t] += dt * new_v
             self.tracer_F[t] = (ti.Matrix.identity(float, 3) + dt * new_C) @ self.tracer_F[t]
 
-    def substep(self, s: int, so: int, c: int, dt: float) -> None:
-        """One MLS-MPM substep from slot s to slot so with the control in ctrl row c."""
+    def grid_update(self, s: int, c: int, dt: float) -> None:
+        """The grid half of a substep: scatter slot s to the grid and update it (grid_v_out)."""
         self.clear_grid()
         self.compute_stress(s)
         self.p2g(s, c, dt)
         self.grid_op(c, dt)
+
+    def substep(self, s: int, so: int, c: int, dt: float) -> None:
+        """One MLS-MPM substep from slot s to slot so with the control in ctrl row c."""
+        self.grid_update(s, c, dt)
         self.g2p(s, so, c, dt)
 
     def substep_grad(self, s: int, so: int, c: int, dt: float) -> None:
         """Recompute the grid of a substep, then run its kernels' adjoints in reverse order."""
-        self.clear_grid()
-        self.compute_stress(s)
-        self.p2g(s, c, dt)
-        self.grid_op(c, dt)
+        self.grid_update(s, c, dt)
         self.g2p_backward(s, so, c, dt)
         self.grid_op.grad(c, dt)
         self.p2g_backward(s, c, dt)
