@@ -9,7 +9,8 @@ extension ships as a bundled wheel.
 Layout (bpy-free modules marked *):
     properties/   scene.physinteract and object.physinteract settings
     ui/           the "PhysInteract" sidebar tab, one file per properties file
-    operators/    fill, bake, cancel, free, create backend environment
+    operators/    fill, bake, cancel, free, create backend environment, 3DGS PLY import / export
+    gaussians     3D Gaussians as a vertex-only mesh with point attributes, and their viewport display
     preferences   interpreter path, default cache folder
     scene_to_job  Blender scene -> contract job folder
     filling*      volume fill through ``physinteract fill`` (OBJ out, particle PLY in)

@@ -15,6 +15,11 @@ Filling: with "Vertices" the mesh's vertices are the particles; with "Volume"
 the particles come from the backend's fill (operators/fill.py, a particle PLY
 in world metres) and the mesh's vertices ride along as the job's point set
 (passive tracers). Either way the point set's PC2 drives the mesh.
+
+Gaussians (object.physinteract.representation "GAUSSIANS"): the point set is
+the object's Gaussians in world metres (``gaussians.world_gaussians``: centres,
+rotations, scales, colours, opacities), the set the estimator renders; its
+vertices are the Gaussian centres, so its PC2 still plays on the object.
 """
 
 from __future__ import annotations
@@ -31,7 +36,7 @@ import numpy as np
 
 from physinteract import contract
 
-from . import filling
+from . import filling, gaussians
 from .preferences import addon_preferences
 from .properties import object_settings, scene_settings
 
@@ -183,6 +188,21 @@ def _selected_vertices(obj: bpy.types.Object) -> np.ndarray | None:
     return None
 
 
+def object_point_set(obj: bpy.types.Object, name: str, world_bu: np.ndarray, scale: float) -> contract.PointSet:
+    """The job's point set of ``obj``: its vertices in world metres, or with Gaussians
+    (representation "GAUSSIANS") its Gaussians in world metres with rotations, scales,
+    colours and opacities. Raises SceneError when a Gaussian object lacks a 3DGS attribute."""
+    metres = np.diag([scale, scale, scale, 1.0])
+    o2w = metres @ np.array(obj.matrix_world)
+    if object_settings(obj).representation != "GAUSSIANS":
+        return contract.PointSet(name=name, rest_positions=world_bu * scale, object_to_world=o2w)
+    try:
+        g = gaussians.world_gaussians(obj, scale)
+    except gaussians.GaussianObjectError as e:
+        raise SceneError(f"{e}: import the object with File > Import > 3D Gaussian Splatting") from None
+    return contract.PointSet(name=name, object_to_world=o2w, **g)
+
+
 def contact_indices(obj: bpy.types.Object, particles_bu: np.ndarray, vertices_bu: np.ndarray,
                     first_point_bu: np.ndarray | None) -> np.ndarray:
     """Indices into ``particles_bu`` of the contact region chosen by object.physinteract:
@@ -288,7 +308,6 @@ def build_job(scene: bpy.types.Scene) -> tuple[contract.Job, JobInfo, list[list[
         raise SceneError(f"The contact region of '{obj.name}' is empty (PhysInteract > Interaction)")
 
     n = len(particles_m)
-    metres = np.diag([scale, scale, scale, 1.0])
     inter = contract.Interaction(
         type=o.interaction_type,
         drive="velocity",
@@ -318,7 +337,7 @@ def build_job(scene: bpy.types.Scene) -> tuple[contract.Job, JobInfo, list[list[
         solver=solver,
         camera=_camera(scene, cam, sampled[cam.name], scale) if cam is not None else None,
         video=_video(s.clip, frames) if s.clip is not None else None,
-        point_sets=[contract.PointSet(name=name, rest_positions=world_bu * scale, object_to_world=metres @ m)],
+        point_sets=[object_point_set(obj, name, world_bu, scale)],
         name=f"{scene.name}_{name}",
         metadata={
             "blender": {"scene": scene.name, "object": obj.name, "point_set": name, "metres_per_unit": scale},
@@ -346,7 +365,7 @@ def write_scene_job(scene: bpy.types.Scene) -> tuple[contract.Job, JobInfo]:
         raise SceneError("The job and cache folders must differ")
     tris = [[f[0], f[i], f[i + 1]] for f in faces for i in range(1, len(f) - 1)]
     for ps in job.point_sets:
-        if ps.name == info.point_set:
+        if ps.name == info.point_set and tris:
             ps.faces = np.asarray(tris, np.int64).reshape(-1, 3)
     contract.write_job(job, info.job_dir)
     return job, info

@@ -23,7 +23,9 @@ COMMANDS: dict[str, str] = {
     "fill": "physinteract.commands.fill",
     "models": "physinteract.commands.models",
     "simulate": "physinteract.commands.simulate",
+    "estimate": "physinteract.commands.estimate",
     "bench": "physinteract.commands.bench",
+    "benchmark": "physinteract.commands.benchmark",
 }
 
 

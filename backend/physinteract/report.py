@@ -7,38 +7,15 @@ particle spacing, seen through the job's camera.
 
 from __future__ import annotations
 
-import struct
-import zlib
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from physinteract import contract
+from physinteract.imageio import png_bytes, write_png
 
-
-def png_bytes(image: np.ndarray) -> bytes:
-    """Encode an [H, W, 3] or [H, W] image with values in [0, 1] as an 8-bit PNG."""
-    img = np.clip(np.asarray(image, np.float64), 0.0, 1.0)
-    img = np.round(img * 255.0).astype(np.uint8)
-    if img.ndim == 2:
-        color_type, channels = 0, 1
-    elif img.ndim == 3 and img.shape[2] == 3:
-        color_type, channels = 2, 3
-    else:
-        raise ValueError(f"png: expected [H, W] or [H, W, 3], got {img.shape}")
-    h, w = img.shape[:2]
-    raw = b"".join(b"\x00" + img[r].reshape(w * channels).tobytes() for r in range(h))
-
-    def chunk(tag: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + tag + data + struct.pack(">I", zlib.crc32(tag + data) & 0xFFFFFFFF)
-
-    ihdr = struct.pack(">IIBBBBB", w, h, 8, color_type, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(raw, 6)) + chunk(b"IEND", b"")
-
-
-def write_png(path: str | Path, image: np.ndarray) -> None:
-    contract.atomic_write_bytes(path, png_bytes(image))
+__all__ = ["png_bytes", "write_png", "particle_colors", "render_particles", "write_bake_report"]
 
 
 def particle_colors(rest: np.ndarray) -> np.ndarray:

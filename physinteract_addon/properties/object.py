@@ -10,6 +10,8 @@ from typing import Any
 import bpy
 from bpy.props import BoolProperty, EnumProperty, FloatProperty, IntProperty, PointerProperty, StringProperty
 
+from ..gaussians import update_display_size
+
 # name -> (E Pa, nu, density kg/m^3): typical initial guesses for the estimate.
 MATERIAL_PRESETS: dict[str, tuple[float, float, float]] = {
     "RUBBER": (2.0e6, 0.45, 1100.0),
@@ -65,6 +67,18 @@ class PhysInteractObjectSettings(bpy.types.PropertyGroup):
         name="Scale (m per unit)",
         description="Metres per Blender unit for this object: the simulation runs in SI units",
         default=1.0, min=1e-6, soft_min=1e-3, soft_max=1e3, precision=4,
+    )
+    # Gaussians (set by File > Import > 3D Gaussian Splatting)
+    gaussian_file: StringProperty(  # type: ignore[valid-type]
+        name="Gaussian File", description="The 3DGS PLY these Gaussians were imported from", subtype="FILE_PATH",
+    )
+    gaussian_layout: StringProperty(  # type: ignore[valid-type]
+        name="Gaussian Layout", description="The PLY properties and their types, as imported (JSON)", options={"HIDDEN"},
+    )
+    gaussian_display_size: FloatProperty(  # type: ignore[valid-type]
+        name="Display Size",
+        description="Viewport point radius in standard deviations of each Gaussian (geometric mean of its three axes)",
+        default=1.0, min=0.0, soft_max=5.0, update=update_display_size,
     )
     # Filling
     fill_mode: EnumProperty(  # type: ignore[valid-type]

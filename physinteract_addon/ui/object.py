@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import bpy
 
+from ..gaussians import is_gaussian_object
 from ..properties import object_settings, scene_settings
 from ..utils import layout_of, scene_of
 from .common import SidebarPanel
@@ -31,6 +32,12 @@ class PHYSINTERACT_PT_object(SidebarPanel):
         o = object_settings(s.target)
         layout.prop(o, "representation")
         layout.prop(o, "scale")
+        if o.representation == "GAUSSIANS":
+            if is_gaussian_object(s.target):
+                layout.label(text=f"{len(s.target.data.vertices)} Gaussians", icon="POINTCLOUD_DATA")  # type: ignore[union-attr]
+                layout.prop(o, "gaussian_display_size")
+            else:
+                layout.label(text="Import with File > Import > 3D Gaussian Splatting", icon="INFO")
 
 
 class PHYSINTERACT_PT_filling(_ObjectPanel):

@@ -157,3 +157,30 @@ def test_atomic_writes_get_umask_permissions_not_private_ones(tmp_path):
     finally:
         os.umask(old)
     assert (tmp_path / "a.txt").stat().st_mode & 0o777 == 0o644
+
+
+def test_clear_cache_removes_the_estimate_files_and_nothing_else(tmp_path):
+    """An estimate cache's own files (material, trajectory, summary, checkpoint) go; a user's file stays."""
+    from physinteract.contract import CacheWriter, PointSetInfo, clear_cache
+
+    w = CacheWriter(tmp_path, kind="estimate", fps=24, frame_start=1, frame_end=2, point_sets=[PointSetInfo("particles", 2)])
+    w.write_material(np.ones(2), np.full(2, 0.3))
+    for name in ("estimate.json", "estimate_trajectory.npy", "estimate_trajectory_times.npy", "estimate_checkpoint.pt"):
+        (tmp_path / name).write_bytes(b"x")
+    (tmp_path / "notes.txt").write_text("mine")
+    clear_cache(tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]
+
+
+def test_read_material_names_the_file_and_field(tmp_path):
+    """read_material refuses a wrong particle count and a missing file with the file's name."""
+    from physinteract.contract import ContractError, read_material
+
+    np.save(tmp_path / "material_E.npy", np.full(3, 1e4))
+    with pytest.raises(ContractError, match="material_nu.npy"):
+        read_material(tmp_path, 3)
+    np.save(tmp_path / "material_nu.npy", np.full(3, 0.3))
+    E, nu = read_material(tmp_path, 3)
+    assert E.shape == (3,) and nu[0] == 0.3
+    with pytest.raises(ContractError, match=r"material_E.npy.*\[4\]"):
+        read_material(tmp_path, 4)

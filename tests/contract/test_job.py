@@ -195,3 +195,24 @@ def test_point_set_faces_must_index_its_points(tmp_path):
     with pytest.raises(ContractError) as e:
         contract.write_job(job, tmp_path)
     assert e.value.field == "point_sets[0].faces"
+
+
+def test_gaussian_colors_and_opacities_round_trip_and_are_range_checked(tmp_path):
+    """A point set's colours (linear RGB in [0, 1]) and opacities ((0, 1]) survive write/read; out of range is named."""
+    job = make_job()
+    rng = np.random.default_rng(0)
+    v = 5
+    job.point_sets = [contract.PointSet("gaussians", rng.normal(size=(v, 3)), rest_rotations=np.tile([1.0, 0, 0, 0], (v, 1)),
+                                        rest_scales=np.full((v, 3), 0.01), colors=rng.uniform(size=(v, 3)),
+                                        opacities=rng.uniform(0.1, 1.0, size=v))]
+    contract.write_job(job, tmp_path / "a")
+    back = contract.read_job(tmp_path / "a").point_sets[0]
+    np.testing.assert_array_equal(back.colors, job.point_sets[0].colors)
+    np.testing.assert_array_equal(back.opacities, job.point_sets[0].opacities)
+    job.point_sets[0].colors = job.point_sets[0].colors * 2.0 + 0.5
+    with pytest.raises(ContractError, match=r"point_sets\[0\]\.colors"):
+        contract.write_job(job, tmp_path / "b")
+    job.point_sets[0].colors = None
+    job.point_sets[0].opacities = np.zeros(v)
+    with pytest.raises(ContractError, match=r"point_sets\[0\]\.opacities"):
+        contract.write_job(job, tmp_path / "c")

@@ -14,6 +14,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("job", type=Path, metavar="JOB_DIR", help="a job folder (job.json)")
     p.add_argument("--cache", type=Path, required=True, metavar="DIR", help="the cache folder to write")
     p.add_argument("--arch", choices=("auto", "cpu", "cuda"), default=None, help="override the job's solver.arch")
+    p.add_argument("--material", type=Path, default=None, metavar="ESTIMATE_DIR",
+                   help="use the material field estimated into this cache (material_E.npy, material_nu.npy) instead of the job's")
     p.add_argument("--frames", default=None, metavar="A:B",
                    help="frame range to simulate instead of the job's (A is the rest frame; times count from A)")
 
@@ -29,7 +31,7 @@ def _parse_frames(text: str) -> tuple[int, int]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from physinteract.contract import EventLog, read_job
+    from physinteract.contract import EventLog, read_job, read_material
     from physinteract.contract.cache import EVENTS_FILE
 
     stop = {"requested": False}
@@ -43,6 +45,8 @@ def run(args: argparse.Namespace) -> int:
             job = read_job(args.job)
             if args.frames:
                 job.frame_start, job.frame_end = _parse_frames(args.frames)
+            if args.material is not None:
+                job.E, job.nu = read_material(args.material, len(job.particles))
         except Exception as e:
             EventLog(Path(args.cache) / EVENTS_FILE).emit("error", message=str(e))
             raise

@@ -30,6 +30,7 @@ from physinteract.contract.cache import (
     iter_frames,
     read_cache_manifest,
     read_frame,
+    read_material,
 )
 from physinteract.contract.camera import (
     blender_matrix_from_world_to_camera,

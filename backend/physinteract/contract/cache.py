@@ -263,6 +263,28 @@ def read_cache_manifest(folder: str | Path) -> dict[str, Any]:
     return m
 
 
+def read_material(folder: str | Path, count: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """The material field of an estimate cache: (E [N] Pa, nu [N]); ``count`` checks N."""
+    out = []
+    for name in ("material_E.npy", "material_nu.npy"):
+        path = Path(folder) / name
+        if not path.is_file():
+            raise ContractError(path, name[:-4], "an .npy file (written by `physinteract estimate`)", "no such file")
+        try:
+            a = np.load(path, allow_pickle=False)
+        except (OSError, ValueError) as e:
+            raise ContractError(path, name[:-4], "a readable .npy array", str(e)) from None
+        if a.ndim != 1 or (count is not None and len(a) != count) or not np.all(np.isfinite(a)):
+            raise ContractError(path, name[:-4], f"finite values of shape [{count if count is not None else 'N'}]",
+                                f"shape {list(a.shape)}" + ("" if np.all(np.isfinite(a)) else " with NaN or Inf"))
+        out.append(a.astype(np.float64))
+    E, nu = out
+    if np.any(E <= 0) or np.any((nu < 0) | (nu >= 0.5)):
+        raise ContractError(Path(folder) / "material_E.npy", "material", "E > 0 Pa and nu in [0, 0.5)",
+                            f"E min {E.min()}, nu range [{nu.min()}, {nu.max()}]")
+    return E, nu
+
+
 def _frame_complete(done: Path, verify: bool) -> bool:
     """Whether the marker ``done`` exists and agrees with its .npz (size; SHA-256 with ``verify``)."""
     npz = done.with_suffix(".npz")
@@ -338,7 +360,8 @@ def assemble_pc2(folder: str | Path) -> list[Path]:
 
 
 _KNOWN_CACHE_FILES = re.compile(
-    r"^(cache\.json|events\.jsonl|log\.txt|material_(E|nu)\.npy|[A-Za-z0-9_\-]+\.pc2|report\.(json|md)|checkpoint\.npz|\..*\.tmp)$"
+    r"^(cache\.json|events\.jsonl|log\.txt|material_(E|nu)\.npy|[A-Za-z0-9_\-]+\.pc2|report\.(json|md)|checkpoint\.npz"
+    r"|estimate\.json|estimate_trajectory(_times)?\.npy|estimate_checkpoint\.pt|\..*\.tmp)$"
 )
 
 

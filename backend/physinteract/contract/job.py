@@ -124,6 +124,9 @@ class PointSet:
     rest_scales: optional [V, 3] Gaussian standard deviations (m).
     faces: optional [F, 3] int64 triangles over the points (a render mesh), so a
         reader can rebuild the surface; the simulation ignores them.
+    colors: optional [V, 3] base colour of each Gaussian, linear RGB in [0, 1]
+        (3DGS's f_dc through 0.5 + C0 f_dc); the estimator renders the set with them.
+    opacities: optional [V] Gaussian opacity in (0, 1] (3DGS's sigmoid of the stored logit).
     """
 
     name: str
@@ -132,6 +135,8 @@ class PointSet:
     rest_rotations: np.ndarray | None = None
     rest_scales: np.ndarray | None = None
     faces: np.ndarray | None = None
+    colors: np.ndarray | None = None
+    opacities: np.ndarray | None = None
 
 
 @dataclass
@@ -213,6 +218,12 @@ def write_job(job: Job, folder: str | Path) -> Path:
         if ps.faces is not None:
             arrays[f"{base}_faces"] = np.asarray(ps.faces, np.int64).reshape(-1, 3)
             entry["faces"] = f"{base}_faces.npy"
+        if ps.colors is not None:
+            arrays[f"{base}_colors"] = np.asarray(ps.colors, np.float64)
+            entry["colors"] = f"{base}_colors.npy"
+        if ps.opacities is not None:
+            arrays[f"{base}_opacities"] = np.asarray(ps.opacities, np.float64)
+            entry["opacities"] = f"{base}_opacities.npy"
         sets.append(entry)
     for name, arr in arrays.items():
         atomic_save_npy(folder / f"{name}.npy", arr)
@@ -334,6 +345,8 @@ def read_job(folder: str | Path) -> Job:
                 rest_rotations=_load_array(folder, entry["rotations"], f"{key}.rotations") if entry.get("rotations") else None,
                 rest_scales=_load_array(folder, entry["scales"], f"{key}.scales") if entry.get("scales") else None,
                 faces=_load_array(folder, entry["faces"], f"{key}.faces") if entry.get("faces") else None,
+                colors=_load_array(folder, entry["colors"], f"{key}.colors") if entry.get("colors") else None,
+                opacities=_load_array(folder, entry["opacities"], f"{key}.opacities") if entry.get("opacities") else None,
             )
         )
     job = Job(
@@ -498,6 +511,16 @@ def _validate(job: Job, mpath: Path, folder: Path | None = None) -> None:
             _check_array(fp, f"{key}.rotations", ps.rest_rotations, (v, 4))
         if ps.rest_scales is not None:
             _check_array(fp, f"{key}.scales", ps.rest_scales, (v, 3))
+        if ps.colors is not None:
+            _check_array(fp, f"{key}.colors", ps.colors, (v, 3))
+            c = np.asarray(ps.colors)
+            if c.size and (c.min() < 0 or c.max() > 1):
+                raise ContractError(fp, f"{key}.colors", "linear RGB in [0, 1]", f"range [{c.min()}, {c.max()}]")
+        if ps.opacities is not None:
+            _check_array(fp, f"{key}.opacities", ps.opacities, (v,))
+            o = np.asarray(ps.opacities)
+            if o.size and (o.min() <= 0 or o.max() > 1):
+                raise ContractError(fp, f"{key}.opacities", "values in (0, 1]", f"range [{o.min()}, {o.max()}]")
         if ps.faces is not None:
             _check_array(fp, f"{key}.faces", ps.faces, (None, 3), "i")
             fa = np.asarray(ps.faces)

@@ -145,16 +145,25 @@ def knn_graph(positions: Tensor, k: int = 8, chunk_elements: int = 1 << 24) -> T
     return torch.cat(out, 0)
 
 
-def smoothness_loss(values: Tensor, neighbours: Tensor) -> Tensor:
-    """Mean over the kNN edges (i, j) of (v_i - v_j)^2, e.g. v = log E per particle.
+def smoothness_loss(values: Tensor, neighbours: Tensor, edge: float = 0.0) -> Tensor:
+    """Mean over the kNN edges (i, j) of a penalty on v_i - v_j, e.g. v = log E per particle.
+
+    ``edge`` = 0: the quadratic (v_i - v_j)^2. ``edge`` > 0: the Charbonnier penalty
+    sqrt(d^2 + edge^2) - edge, quadratic for differences below ``edge`` and linear above, which
+    keeps a field flat where the data do not ask for change yet lets it step between regions
+    (total variation's edge-preserving behaviour, smooth at zero).
 
     Args:
         values: [N] per-particle field (use log Young's modulus, so the penalty is scale free).
         neighbours: [N, k] from :func:`knn_graph`.
+        edge: the Charbonnier scale, in the units of ``values``.
     """
     if values.ndim != 1 or neighbours.ndim != 2 or neighbours.shape[0] != values.shape[0]:
         raise ValueError(f"smoothness_loss: need values [N] and neighbours [N, k], got {list(values.shape)}, {list(neighbours.shape)}")
-    return (values[:, None] - values[neighbours]).square().mean()
+    d = values[:, None] - values[neighbours]
+    if edge <= 0.0:
+        return d.square().mean()
+    return ((d.square() + edge * edge).sqrt() - edge).mean()
 
 
 def trajectory_loss(trajectory: Tensor, prior: Tensor) -> Tensor:

@@ -21,6 +21,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quick", action="store_true", help="fewer substeps (a rough number in seconds)")
     p.add_argument("--arch", choices=("auto", "cpu", "cuda"), default="auto")
     p.add_argument("--precision", choices=("f32", "f64"), default="f32")
+    p.add_argument("--estimator", action="store_true",
+                   help="the estimator's regime instead of --sizes: a rod of ~2000 particles, grid 40, 14 frames x 40 substeps, "
+                        "forward + backward, with a per-kernel time breakdown")
+    p.add_argument("--particles", type=int, default=2000, help="--estimator: particles in the rod (4:1:1 box)")
+    p.add_argument("--grid", type=int, default=40, help="--estimator: grid_resolution")
+    p.add_argument("--frames", type=int, default=14, help="--estimator: output frames")
+    p.add_argument("--substeps", type=int, default=40, help="--estimator: substeps per frame")
+    p.add_argument("--segment", type=int, default=None, help="--estimator: backward_segment (default: SolverConfig's)")
+    p.add_argument("--repeat", type=int, default=3, help="--estimator: timed forward + backward runs; the best is reported")
 
 
 def _bench_size(name: str, particles: int, res: int, args: argparse.Namespace) -> dict[str, Any]:
@@ -66,10 +75,135 @@ def _bench_size(name: str, particles: int, res: int, args: argparse.Namespace) -
     }
 
 
+def _time_calls(fn, reps: int, blocks: int = 5) -> float:
+    """Seconds per call of ``fn`` (a kernel launch), synchronised, after one warm-up call:
+    the best of ``blocks`` blocks of ``reps`` calls (other processes on the CPU only add time)."""
+    import taichi as ti
+
+    fn()
+    ti.sync()
+    best = float("inf")
+    for _ in range(blocks):
+        t0 = time.perf_counter()
+        for _ in range(reps):
+            fn()
+        ti.sync()
+        best = min(best, (time.perf_counter() - t0) / reps)
+    return best
+
+
+def _kernel_breakdown(sim: Any, dt: float, reps: int = 50) -> dict[str, float]:
+    """Milliseconds per call of each substep kernel and its adjoint, timed in isolation on slot 0 -> 1."""
+    sv = sim.solver
+    sv.write_state(0, sim.checkpoints[-1])
+    sv.upload_ctrl(sim._table(sim.num_frames - 1)[0][:1])
+    from physinteract.mpm.solver import PASSES
+
+    sv.run_pass(0, 0, 1, 0, dt)
+    sv.tape_start[0] = 0
+    calls: dict[str, Any] = {name: (lambda i=i: sv.run_pass(i, 0, 1, 0, dt)) for i, name in enumerate(PASSES)}
+    calls.update({
+        "advance (all passes, one launch)": lambda: sv.advance(0, 1, 0, dt, 0, -1),
+        "untape_grid": lambda: sv.untape_grid(0),
+        "g2p_backward": lambda: sv.g2p_backward(0, 1, 0, dt),
+        "grid_op_grad": lambda: sv.grid_op.grad(0, dt),
+        "p2g_backward": lambda: sv.p2g_backward(0, 0, dt),
+        "stress_backward": lambda: sv.stress_backward(0),
+    })
+    out = {name: round(1e3 * _time_calls(fn, reps), 4) for name, fn in calls.items()}
+    sv.run_pass(1, 0, 1, 0, dt)  # clear_grid: leave no stale grid adjoints behind
+    return out
+
+
+def _bench_estimator(args: argparse.Namespace) -> dict[str, Any]:
+    """The estimator's regime: a grasped rod lifted at one end under gravity, forward + backward."""
+    from physinteract.mpm.config import SolverConfig
+    from physinteract.mpm.model import Control, make_model
+    from physinteract.mpm.rollout import Rollout
+
+    side = max(2, round((args.particles / 4) ** (1 / 3)))
+    n_xyz = (4 * side, side, side)
+    spacing = 0.1 / n_xyz[0]  # a 10 cm rod
+    idx = np.stack(np.meshgrid(*[np.arange(k) for k in n_xyz], indexing="ij"), -1).reshape(-1, 3)
+    x0 = (idx + 0.5) * spacing + [0.0, 0.0, 0.5]
+    cfg = SolverConfig(grid_resolution=args.grid, precision=args.precision, arch=args.arch)
+    if args.segment:
+        cfg.backward_segment = args.segment
+    model = make_model(x0, spacing**3, 1000.0, 1e5, 0.3, cfg)
+    contact = np.where(x0[:, 0] < x0[:, 0].min() + 2.5 * spacing)[0]
+    grip = x0[contact].mean(0)
+    substeps, frames = args.substeps, args.frames
+    dt = cfg.cfl * model.dx / model.p_wave_speed()  # a stable substep
+    frame_dt = dt * substeps
+    duration = frame_dt * frames
+    ctrl = Control("point_adherent", "velocity", contact=contact, times=[0.0, duration / 2, duration],
+                   values=[grip, grip + [0.0, 0.0, 0.01], grip + [0.005, 0.0, 0.015]])
+    sim = Rollout(model, ctrl, frame_dt, frames, requires_grad=True, substeps=substeps)
+    rng = np.random.default_rng(0)
+    w = {f: rng.normal(size=x0.shape) for f in range(1, frames + 1)}
+    t0 = time.perf_counter()
+    sim.forward()  # warm-up: compiles
+    sim.backward(w)
+    t_warm = time.perf_counter() - t0
+    fwd = bwd = float("inf")
+    for _ in range(args.repeat):  # best of: other processes on the CPU only add time
+        t0 = time.perf_counter()
+        sim.forward()
+        t1 = time.perf_counter()
+        sim.backward(w)
+        t2 = time.perf_counter()
+        fwd, bwd = min(fwd, t1 - t0), min(bwd, t2 - t1)
+    n = model.num_particles
+    total = frames * substeps
+    kernels = _kernel_breakdown(sim, dt)
+    fwd_kernels = kernels["advance (all passes, one launch)"]
+    recompute = max(0, substeps - cfg.backward_segment) / substeps  # segment starts recomputed per substep
+    adjoints = sum(kernels[k] for k in ("g2p_backward", "grid_op_grad", "p2g_backward", "stress_backward"))
+    if sim.solver.tape_nodes > 0:
+        bwd_kernels = fwd_kernels * (1 + recompute) + kernels["tape_grid"] + kernels["untape_grid"] + adjoints
+    else:
+        regrid = sum(kernels[k] for k in ("active_block", "clear_grid", "p2g", "grid_op"))
+        bwd_kernels = fwd_kernels * (1 + recompute) + regrid + adjoints
+    return {
+        "case": "estimator",
+        "particles": n,
+        "grid": list(model.grid_shape),
+        "frames": frames,
+        "substeps_per_frame": substeps,
+        "backward_segment": cfg.backward_segment,
+        "first_run_s_incl_compile": round(t_warm, 3),
+        "repeat": args.repeat,
+        "forward_s": round(fwd, 4),
+        "backward_s": round(bwd, 4),
+        "forward_backward_s": round(fwd + bwd, 4),
+        "forward_particle_substeps_per_s": round(n * total / fwd),
+        "backward_particle_substeps_per_s": round(n * total / bwd),
+        "backward_forward_ratio": round(bwd / fwd, 2),
+        "forward_ms_per_substep": round(1e3 * fwd / total, 4),
+        "backward_ms_per_substep": round(1e3 * bwd / total, 4),
+        "grid_nodes": int(np.prod(model.grid_shape)),
+        "active_block_nodes": int(sim.solver.block_count[None]),
+        "kernel_ms_per_call": kernels,
+        "forward_kernels_ms_per_substep": round(fwd_kernels, 4),
+        "backward_kernels_ms_per_substep_estimate": round(bwd_kernels, 4),
+        "note": "passes and kernels timed in isolation (ti.sync), best of 5 x 50 launches (a lone pass pays a launch); forward "
+                "per substep = advance; backward per substep = advance for the tape (plus recomputed segment starts) + "
+                "tape_grid + untape_grid + the adjoints; the rest of the measured time is Python / transfer overhead",
+    }
+
+
 def run(args: argparse.Namespace) -> dict[str, Any]:
     from physinteract.mpm.runtime import ensure_taichi
 
     arch = ensure_taichi(args.arch, args.precision)
+    if getattr(args, "estimator", False):
+        return {
+            "target": "mpm",
+            "arch": arch,
+            "precision": args.precision,
+            "results": [_bench_estimator(args)],
+            "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        }
     results = []
     for name in [s.strip() for s in args.sizes.split(",") if s.strip()]:
         if name not in SIZES:

@@ -2,10 +2,15 @@
 
 Memory: the forward pass keeps one host-side State per output frame. The backward
 pass handles one frame at a time: it recomputes the frame's substeps from its
-checkpoint, keeping a segment start every ``backward_segment`` substeps, and runs
-each segment forward on the device tape (``backward_segment + 1`` slots) and then
+checkpoint, keeping a segment start every ``backward_segment`` substeps (the short
+remainder segment first), and runs each segment forward on the device tape
+(``backward_segment + 1`` slots, with each substep's active grid block) and then
 backwards. Memory therefore grows with the number of output frames (plus
 substeps / backward_segment segment starts of a single frame), not with substeps.
+
+Speed: a frame of s substeps costs s substeps forward; its backward costs s taped
+substeps, the adjoints, and max(0, s - backward_segment) substeps to reach the segment
+starts, so ``backward_segment`` >= substeps per frame avoids that recomputation.
 """
 
 from __future__ import annotations
@@ -104,9 +109,7 @@ class Rollout:
             sv.upload_ctrl(chunk)
             for j in range(len(chunk)):
                 so = 1 - slot
-                sv.substep(slot, so, j, dt)
-                if tracers:
-                    sv.advect_tracers(dt)
+                sv.substep(slot, so, j, dt, tracers)
                 slot = so
                 if check is not None:
                     check(k + j, slot)
@@ -149,8 +152,10 @@ class Rollout:
         """Run all frames from ``state0`` (default: the model's rest state and v0).
 
         Stores the per-frame checkpoints. ``on_frame(frame, state)`` is called after each
-        frame (1-based); returning True stops early. With ``tracers`` the tracer positions and
-        deformation gradients are recorded in ``tracer_frames`` (index 0 = rest).
+        frame (1-based); returning True stops early. With ``tracers`` the tracers start at their
+        rest positions (model.tracers, F = I) and their positions and deformation gradients are
+        recorded in ``tracer_frames`` (index 0 = rest). With ``on_failure="retry"`` a failed frame
+        restarts from its checkpoint (particles and tracers) with half the substep.
         Returns positions [frames + 1, N, 3] (m), index 0 the start state.
         """
         sv = self.solver
@@ -158,6 +163,8 @@ class Rollout:
         state = (state0 or State.rest(self.model)).copy()
         self.checkpoints = [state]
         if tracers:
+            nt = self.model.num_tracers
+            sv.write_tracers(self.model.tracers, np.tile(np.eye(3), (nt, 1, 1)))
             self.tracer_frames = [sv.read_tracers()]
         positions = [state.x.copy()]
         sv.write_state(0, state)
@@ -170,11 +177,13 @@ class Rollout:
                 why = self._problem(new.x)
                 if why is None:
                     break
-                if self.config.on_failure == "retry" and retries < self.config.max_retries and not tracers:
+                if self.config.on_failure == "retry" and retries < self.config.max_retries:
                     retries += 1
                     for g in range(f, self.num_frames):
                         self.substeps[g] *= 2
                     sv.write_state(0, self.checkpoints[f])
+                    if tracers:
+                        sv.write_tracers(*self.tracer_frames[f])
                     continue
                 raise self._locate(f, table, dt)
             self.checkpoints.append(new)
@@ -217,8 +226,9 @@ class Rollout:
             table, wp, wv, wf, dt = self._table(f)
             s = len(table)
             adj = (adj[0] + grad_x.get(f + 1, zero3), adj[1], adj[2], adj[3] + grad_F.get(f + 1, zero33))
-            # segment starts, recomputed from the frame checkpoint
-            starts = list(range(0, s, L))
+            # segment starts, recomputed from the frame checkpoint; the short remainder segment
+            # comes first so that only s - L substeps are recomputed to reach the last start
+            starts = [0] + list(range(s % L or L, s, L))
             seg_states = [self.checkpoints[f]]
             sv.write_state(0, self.checkpoints[f])
             slot = 0
@@ -228,16 +238,15 @@ class Rollout:
             g_ctrl = np.zeros((s, 4, 3))
             for j in reversed(range(len(starts))):
                 a = starts[j]
-                count = min(L, s - a)
+                count = (starts[j + 1] if j + 1 < len(starts) else s) - a
                 sv.write_state(0, seg_states[j])
                 sv.upload_ctrl(table[a : a + count])
-                for k in range(count):
-                    sv.substep(k, k + 1, k, dt)
+                taped = sv.taped_substeps(count, dt)
                 sv.clear_state_grads()
                 sv.ctrl.grad.fill(0)
                 sv.add_adjoint(count, *adj)
                 for k in reversed(range(count)):
-                    sv.substep_grad(k, k + 1, k, dt)
+                    sv.substep_grad(k, k + 1, k, dt, bool(taped[k]))
                 g_ctrl[a : a + count] = sv.ctrl.grad.to_numpy()[:count]
                 adj = sv.read_adjoint(0)
             if self.control.drive == "velocity":

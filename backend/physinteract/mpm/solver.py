@@ -1,6 +1,13 @@
 """The MLS-MPM solver: APIC transfers, quadratic B-splines, fixed-corotated elasticity.
 
-One substep is ``clear_grid, p2g, grid_op, g2p`` in that order. Particle state is
+One substep is ``active_block, clear_grid, compute_stress, p2g, grid_op, g2p`` in that
+order: passes (ti.func loops) that the kernel ``advance`` runs in one launch (a Python-side
+launch costs as much as a pass over a few thousand particles). The grid passes visit only
+the active block: the box of nodes that the particles' (and, when advected, the tracers')
+B-spline stencils touch in this substep, found on the device by ``active_block`` (its twin
+``_active_block`` is the whole grid; tests compare them). Nodes outside the block are
+neither read nor written in that substep. In the backward pass each taped substep's grid
+block is kept (``tape_grid``) rather than scattered again. Particle state is
 held in ``slots`` (x[s, p], ...) and never overwritten within a taped segment, so
 Taichi's reverse-mode autodiff can run the kernels backwards (``rollout.py``
 stores per-frame checkpoints and recomputes substeps in the backward pass).
@@ -28,9 +35,13 @@ from physinteract.mpm.config import SolverConfig
 from physinteract.mpm.model import Control, Model
 from physinteract.mpm.runtime import ensure_taichi
 
+TAPE_NODES_MAX = 1 << 20  # grid nodes the backward tape may hold (8 reals each), over all taped substeps
 COLLIDER_CODES = {"none": 0, "sphere": 1, "capsule": 2, "plane": 3}
 GROUND_CODES = {"sticky": 0, "slip": 1, "separate": 2}
 EPS = 1e-20
+
+
+PASSES = ("active_block", "clear_grid", "compute_stress", "p2g", "grid_op", "tape_grid", "g2p")  # MPMSolver.run_pass
 
 
 class SlotState:
@@ -52,11 +63,17 @@ class MPMSolver:
         config: solver settings (defaults to ``model.config``).
         slots: particle-state buffers; a taped segment of L substeps needs L + 1.
         requires_grad: allocate adjoint fields for reverse-mode autodiff.
+        restrict_grid: grid kernels visit only the active block (same results as the whole
+            grid, to round-off; False visits the whole grid, the reference).
+        tape_nodes: grid nodes the backward tape holds (default: twice the particles' rest block per
+            taped substep, at most TAPE_NODES_MAX); taped substeps whose grid does not fit are
+            recomputed in the backward pass. 0 recomputes every grid (the reference).
     """
 
     Config = SolverConfig
 
-    def __init__(self, model: Model, config: SolverConfig | None = None, *, slots: int = 2, requires_grad: bool = False) -> None:
+    def __init__(self, model: Model, config: SolverConfig | None = None, *, slots: int = 2, requires_grad: bool = False,
+                 restrict_grid: bool = True, tape_nodes: int | None = None) -> None:
         self.model = model
         self.config = cfg = config or model.config
         self.arch = ensure_taichi(cfg.arch, cfg.precision)
@@ -70,7 +87,9 @@ class MPMSolver:
         self.v = ti.Vector.field(3, real, shape=(self.slots, n), needs_grad=g)
         self.C = ti.Matrix.field(3, 3, real, shape=(self.slots, n), needs_grad=g)
         self.F = ti.Matrix.field(3, 3, real, shape=(self.slots, n), needs_grad=g)
-        self.tau = ti.Matrix.field(3, 3, real, shape=n, needs_grad=g)  # Kirchhoff stress of the current substep
+        self.tau = ti.Matrix.field(3, 3, real, shape=(self.slots, n))  # Kirchhoff stress of each slot
+        self.tau_adj = ti.Matrix.field(3, 3, real, shape=n if g else 1)  # dL/dtau of the substep being differentiated
+        self.R = ti.Matrix.field(3, 3, real, shape=(self.slots, n))  # its polar rotation (reused by stress_backward)
         self.mass = ti.field(real, shape=n)
         self.vol = ti.field(real, shape=n)
         self.log_E = ti.field(real, shape=n, needs_grad=g)
@@ -82,6 +101,29 @@ class MPMSolver:
         self.grid_v_in = ti.Vector.field(3, real, shape=self.grid_shape, needs_grad=g)
         self.grid_v_out = ti.Vector.field(3, real, shape=self.grid_shape, needs_grad=g)
         self.grid_contact = ti.field(real, shape=self.grid_shape, needs_grad=g)  # weight of grasped particles
+        # the active block of this substep: first node, extent (nodes per axis) and node count
+        self.restrict_grid = bool(restrict_grid)
+        self.block_lo = ti.Vector.field(3, ti.i32, shape=())
+        self.block_hi = ti.Vector.field(3, ti.i32, shape=())
+        self.block_count = ti.field(ti.i32, shape=())
+        # the backward tape: the active block of the grid of each taped substep k (after grid_op),
+        # kept so the backward pass need not scatter it again; tape_saved[k] = 0 when it did not fit
+        if tape_nodes is None:
+            # room for twice the rest block per taped substep (the body may move and spread)
+            cells = (model.x0 - model.domain_min) / model.dx - 0.5
+            rest_block = int(np.prod(np.floor(cells.max(0)) - np.floor(cells.min(0)) + 3))
+            per_substep = min(int(np.prod(self.grid_shape)), 2 * rest_block)
+            tape_nodes = min((self.slots - 1) * per_substep, TAPE_NODES_MAX) if g else 0
+        self.tape_nodes = int(tape_nodes)
+        cap = max(1, self.tape_nodes)
+        self.tape_m = ti.field(real, shape=cap)
+        self.tape_contact = ti.field(real, shape=cap)
+        self.tape_v_in = ti.Vector.field(3, real, shape=cap)
+        self.tape_v_out = ti.Vector.field(3, real, shape=cap)
+        self.tape_lo = ti.Vector.field(3, ti.i32, shape=self.slots)
+        self.tape_hi = ti.Vector.field(3, ti.i32, shape=self.slots)
+        self.tape_start = ti.field(ti.i32, shape=self.slots + 1)  # first tape node of substep k
+        self.tape_saved = ti.field(ti.i32, shape=self.slots)
         # per-substep control: [slot, 0] collider centre, [1] collider velocity, [2] contact velocity, [3] force
         self.ctrl = ti.Vector.field(3, real, shape=(self.slots, 4), needs_grad=g)
         # control parameters live in fields so a new Control needs no recompilation
@@ -106,6 +148,10 @@ class MPMSolver:
         self.origin = tuple(float(v) for v in model.domain_min)
         self.gravity = tuple(float(v) for v in cfg.gravity)
         self.damping = float(cfg.damping)
+        # Nodes with less mass than this are treated as empty: a node at the edge of a particle's
+        # stencil can receive a weight product of 1e-40, and the adjoint of v = p / m (which grows
+        # as 1 / m) then overflows to inf and poisons the gradients with NaN in single precision.
+        self.mass_floor = 1e-9 * float(np.min(model.mass))
         self.has_ground = cfg.ground.height is not None
         self.ground_height = float(cfg.ground.height) if cfg.ground.height is not None else 0.0
         self.ground_friction = float(cfg.ground.friction)
@@ -113,14 +159,17 @@ class MPMSolver:
         self.walls = bool(cfg.walls)
         self.wall_cells = int(cfg.wall_cells)
         self.polar_iterations = int(cfg.polar_iterations)
+        # On the CPU the kernels that scatter to shared nodes run serially: uncontended plain adds
+        # beat contended atomic adds several times over on few cores (and sum in a fixed order).
+        # So do the loops over the active block, too short to pay for waking the thread pool.
+        self.serial_loops = self.arch == "cpu"
+        self.polar_tol = 1e-8 if cfg.precision == "f32" else 1e-18  # squared step (see polar_rotation)
         self._control_key: object = None
         self.set_material(model.E, model.nu)
         self.mass.from_numpy(model.mass.astype(self.np_real))
         self.vol.from_numpy(model.volume.astype(self.np_real))
         self.ext_force.from_numpy(model.external_force.astype(self.np_real))
-        if nt:
-            self.tracer_x.from_numpy(model.tracers.astype(self.np_real))
-            self.tracer_F.from_numpy(np.tile(np.eye(3), (nt, 1, 1)).astype(self.np_real))
+        self.write_tracers(model.tracers, np.tile(np.eye(3), (nt, 1, 1)))
 
     # ------------------------------------------------------------------ helpers
 
@@ -129,11 +178,16 @@ class MPMSolver:
         return ti.Vector([self.origin[0], self.origin[1], self.origin[2]])
 
     @ti.func
-    def stencil(self, xp):
-        """Base node, fractional offset (cells), quadratic B-spline weights and their derivatives."""
+    def stencil_base(self, xp):
+        """Grid position (cells) of xp (m) and the first node of its 3 x 3 x 3 stencil (clamped into the grid)."""
         Xp = (xp - self.origin_vec()) * self.inv_dx
         hi = ti.Vector([self.grid_shape[0] - 3, self.grid_shape[1] - 3, self.grid_shape[2] - 3])
-        base = ti.max(ti.min(ti.floor(Xp - 0.5, ti.i32), hi), 0)
+        return Xp, ti.max(ti.min(ti.floor(Xp - 0.5, ti.i32), hi), 0)
+
+    @ti.func
+    def stencil(self, xp):
+        """Base node, fractional offset (cells), quadratic B-spline weights and their derivatives."""
+        Xp, base = self.stencil_base(xp)
         fx = Xp - base
         w = ti.Matrix.rows([0.5 * (1.5 - fx) ** 2, 0.75 - (fx - 1.0) ** 2, 0.5 * (fx - 0.5) ** 2])  # [node, axis]
         dw = ti.Matrix.rows([fx - 1.5, -2.0 * (fx - 1.0), fx - 0.5])  # d w / d fx
@@ -141,13 +195,30 @@ class MPMSolver:
 
     @ti.func
     def polar_rotation(self, F):
-        """Rotation R of F = R S by unrolled scaled Newton iterations (det F > 0)."""
+        """Rotation R of F = R S by scaled Newton iterations (det F > 0).
+
+        At most ``polar_iterations``; stops once converged: the error after a step of size
+        d is about d^2 / 2, so a step with d^2 < polar_tol leaves R exact to round-off.
+        """
         R = F
-        for _ in ti.static(range(self.polar_iterations)):
+        it = 0
+        while it < self.polar_iterations:
             Ri = R.inverse().transpose()
             gamma = ti.sqrt(ti.sqrt(Ri.norm_sqr() / R.norm_sqr()))
-            R = 0.5 * (gamma * R + Ri / gamma)
+            R_next = 0.5 * (gamma * R + Ri / gamma)
+            step = (R_next - R).norm_sqr()
+            R = R_next
+            it += 1
+            if step < self.polar_tol:
+                break
         return R
+
+    @ti.func
+    def block_node(self, t):
+        """Node index of the t-th node (row-major) of the active block."""
+        lo = self.block_lo[None]
+        ext = self.block_hi[None] - lo
+        return lo + ti.Vector([t // (ext[1] * ext[2]), (t // ext[2]) % ext[1], t % ext[2]])
 
 
     @ti.func
@@ -201,9 +272,45 @@ class MPMSolver:
 
     # ------------------------------------------------------------------ the substep
 
-    @ti.kernel
+    @ti.func
+    def active_block(self, s, with_tracers):
+        """The box of nodes touched by the stencils of slot s's particles (and the tracers when asked)."""
+        self.block_lo[None] = ti.Vector([self.grid_shape[0], self.grid_shape[1], self.grid_shape[2]])
+        self.block_hi[None] = ti.Vector([0, 0, 0])
+        ti.loop_config(serialize=self.serial_loops)
+        for p in range(self.n):
+            _, base = self.stencil_base(self.x[s, p])
+            ti.atomic_min(self.block_lo[None], base)
+            ti.atomic_max(self.block_hi[None], base + 3)
+        ti.loop_config(serialize=self.serial_loops)
+        for t in range(self.num_tracers * with_tracers):
+            _, base = self.stencil_base(self.tracer_x[t])
+            ti.atomic_min(self.block_lo[None], base)
+            ti.atomic_max(self.block_hi[None], base + 3)
+        ext = ti.max(self.block_hi[None] - self.block_lo[None], 0)
+        self.block_count[None] = ext[0] * ext[1] * ext[2]
+
+    @ti.func
+    def _active_block(self):
+        """Twin of active_block: the whole grid."""
+        self.block_lo[None] = ti.Vector([0, 0, 0])
+        self.block_hi[None] = ti.Vector([self.grid_shape[0], self.grid_shape[1], self.grid_shape[2]])
+        self.block_count[None] = self.grid_shape[0] * self.grid_shape[1] * self.grid_shape[2]
+
+    @ti.func
+    def find_block(self, s, with_tracers):
+        """The active block of a substep from slot s (the whole grid unless ``restrict_grid``)."""
+        if ti.static(self.restrict_grid):
+            self.active_block(s, with_tracers)
+        else:
+            self._active_block()
+
+    @ti.func
     def clear_grid(self):
-        for I in ti.grouped(self.grid_m):
+        """Zero the grid (and its adjoints) over the active block."""
+        ti.loop_config(serialize=self.serial_loops)
+        for t in range(self.block_count[None]):
+            I = self.block_node(t)
             self.grid_m[I] = 0.0
             self.grid_v_in[I] = ti.Vector.zero(float, 3)
             self.grid_v_out[I] = ti.Vector.zero(float, 3)
@@ -214,8 +321,8 @@ class MPMSolver:
                 self.grid_v_in.grad[I] = ti.Vector.zero(float, 3)
                 self.grid_v_out.grad[I] = ti.Vector.zero(float, 3)
 
-    @ti.kernel
-    def compute_stress(self, s: ti.i32):
+    @ti.func
+    def compute_stress(self, s):
         """Fixed-corotated Kirchhoff stress tau = P F^T (Pa) of slot s."""
         for p in range(self.n):
             F = self.F[s, p]
@@ -224,23 +331,22 @@ class MPMSolver:
             mu = E / (2.0 * (1.0 + nu))
             la = E * nu / ((1.0 + nu) * (1.0 - 2.0 * nu))
             R = self.polar_rotation(F)
+            self.R[s, p] = R
             J = F.determinant()
-            self.tau[p] = 2.0 * mu * (F - R) @ F.transpose() + la * (J - 1.0) * J * ti.Matrix.identity(float, 3)
-            if ti.static(self.requires_grad):
-                self.tau.grad[p] = ti.Matrix.zero(float, 3, 3)
+            self.tau[s, p] = 2.0 * mu * (F - R) @ F.transpose() + la * (J - 1.0) * J * ti.Matrix.identity(float, 3)
 
     @ti.kernel
     def stress_backward(self, s: ti.i32):
-        """Adjoint of compute_stress: tau.grad -> F.grad[s], log_E.grad, nu.grad."""
+        """Adjoint of compute_stress: tau_adj -> F.grad[s], log_E.grad, nu.grad."""
         for p in range(self.n):
-            G = self.tau.grad[p]
+            G = self.tau_adj[p]
             F = self.F[s, p]
             E = ti.exp(self.log_E[p])
             nu = self.nu[p]
             mu = E / (2.0 * (1.0 + nu))
             la = E * nu / ((1.0 + nu) * (1.0 - 2.0 * nu))
             Id = ti.Matrix.identity(float, 3)
-            R = self.polar_rotation(F)
+            R = self.R[s, p]  # from compute_stress(s)
             S = R.transpose() @ F
             S = 0.5 * (S + S.transpose())
             J = F.determinant()
@@ -257,12 +363,13 @@ class MPMSolver:
             self.log_E.grad[p] += g_mu * mu + g_la * la
             self.nu.grad[p] += -g_mu * mu / (1.0 + nu) + g_la * E * (1.0 + 2.0 * nu * nu) / ((1.0 + nu) * (1.0 - 2.0 * nu)) ** 2
 
-    @ti.kernel
-    def p2g(self, s: ti.i32, c: ti.i32, dt: float):
+    @ti.func
+    def p2g(self, s, c, dt):
         """Scatter mass, momentum and stress (APIC + MLS) to the grid; mark grasped nodes."""
+        ti.loop_config(serialize=self.serial_loops)
         for p in range(self.n):
             base, fx, w, _ = self.stencil(self.x[s, p])
-            affine = (-dt * self.vol[p] * 4.0 * self.inv_dx * self.inv_dx) * self.tau[p] + self.mass[p] * self.C[s, p]
+            affine = (-dt * self.vol[p] * 4.0 * self.inv_dx * self.inv_dx) * self.tau[s, p] + self.mass[p] * self.C[s, p]
             mom = self.mass[p] * self.v[s, p] + dt * self.ext_force[p]
             mode = self.contact_mode[None] * self.is_contact[p]
             if mode == 2:
@@ -278,12 +385,12 @@ class MPMSolver:
 
     @ti.kernel
     def p2g_backward(self, s: ti.i32, c: ti.i32, dt: float):
-        """Adjoint of p2g: grid adjoints -> x, v, C grads of slot s, tau.grad and the force control."""
+        """Adjoint of p2g: grid adjoints -> x, v, C grads of slot s, tau_adj and the force control."""
         for p in range(self.n):
             base, fx, w, dw = self.stencil(self.x[s, p])
             k_tau = -dt * self.vol[p] * 4.0 * self.inv_dx * self.inv_dx
             m = self.mass[p]
-            affine = k_tau * self.tau[p] + m * self.C[s, p]
+            affine = k_tau * self.tau[s, p] + m * self.C[s, p]
             mom = m * self.v[s, p] + dt * self.ext_force[p]
             mode = self.contact_mode[None] * self.is_contact[p]
             if mode == 2:
@@ -300,40 +407,54 @@ class MPMSolver:
                 scalar = Gv.dot(mom + affine @ dpos) + m * self.grid_m.grad[base + offset]
                 if mode == 1:
                     scalar += self.grid_contact.grad[base + offset]
-                g_x += scalar * grad_w - weight * (affine.transpose() @ Gv)
+                g_x += scalar * grad_w
                 g_mom += weight * Gv
                 g_aff += weight * Gv.outer_product(dpos)
+            g_x -= affine.transpose() @ g_mom  # sum over nodes of -weight affine^T Gv
             self.x.grad[s, p] += g_x
             self.v.grad[s, p] += m * g_mom
             self.C.grad[s, p] += m * g_aff
-            self.tau.grad[p] += k_tau * g_aff
+            self.tau_adj[p] = k_tau * g_aff  # tau[s] feeds nothing else
             if mode == 2:
                 self.ctrl.grad[c, 3] += (dt * self.inv_contact[None]) * g_mom
 
     @ti.kernel
     def grid_op(self, c: ti.i32, dt: float):
-        """Momentum to velocity, gravity, damping, grasp, collider, ground and walls."""
-        for I in ti.grouped(self.grid_m):
-            m = self.grid_m[I]
-            v = ti.Vector.zero(float, 3)
-            if m > 0.0:
-                v = self.grid_v_in[I] / m + dt * ti.Vector([self.gravity[0], self.gravity[1], self.gravity[2]])
-                if ti.static(self.damping > 0.0):
-                    v *= ti.exp(-self.damping * dt)
-                if self.contact_mode[None] == 1:
-                    # nodes touched by grasped particles move with them (blend ramps over one particle weight)
-                    alpha = ti.min(self.grid_contact[I], 1.0)
-                    v = (1.0 - alpha) * v + alpha * self.ctrl[c, 2]
-                xi = self.origin_vec() + I * self.dx
-                v = self.collide(xi, v, c)
-                if ti.static(self.has_ground):
-                    v = self.ground(xi, v)
-                if ti.static(self.walls):  # free-slip walls: no velocity out of the domain
-                    hi = ti.Vector([self.grid_shape[0], self.grid_shape[1], self.grid_shape[2]]) - 1 - self.wall_cells
-                    at_lo = ti.cast(I < self.wall_cells, float)
-                    at_hi = ti.cast(I > hi, float)
-                    v = v - at_lo * ti.min(v, 0.0) - at_hi * ti.max(v, 0.0)
-            self.grid_v_out[I] = v
+        """update_grid as a kernel of its own (a bare loop), for Taichi to differentiate: grid_op.grad."""
+        ti.loop_config(serialize=self.serial_loops)
+        for t in range(self.block_count[None]):
+            self.grid_node(self.block_node(t), c, dt)
+
+    @ti.func
+    def update_grid(self, c, dt):
+        """Momentum to velocity, gravity, damping, grasp, collider, ground and walls (active block)."""
+        ti.loop_config(serialize=self.serial_loops)
+        for t in range(self.block_count[None]):
+            self.grid_node(self.block_node(t), c, dt)
+
+    @ti.func
+    def grid_node(self, I, c, dt):
+        """The grid update at node I: grid_v_out[I] from the scattered momentum and mass."""
+        m = self.grid_m[I]
+        v = ti.Vector.zero(float, 3)
+        if m > self.mass_floor:
+            v = self.grid_v_in[I] / m + dt * ti.Vector([self.gravity[0], self.gravity[1], self.gravity[2]])
+            if ti.static(self.damping > 0.0):
+                v *= ti.exp(-self.damping * dt)
+            if self.contact_mode[None] == 1:
+                # nodes touched by grasped particles move with them (blend ramps over one particle weight)
+                alpha = ti.min(self.grid_contact[I], 1.0)
+                v = (1.0 - alpha) * v + alpha * self.ctrl[c, 2]
+            xi = self.origin_vec() + I * self.dx
+            v = self.collide(xi, v, c)
+            if ti.static(self.has_ground):
+                v = self.ground(xi, v)
+            if ti.static(self.walls):  # free-slip walls: no velocity out of the domain
+                hi = ti.Vector([self.grid_shape[0], self.grid_shape[1], self.grid_shape[2]]) - 1 - self.wall_cells
+                at_lo = ti.cast(I < self.wall_cells, float)
+                at_hi = ti.cast(I > hi, float)
+                v = v - at_lo * ti.min(v, 0.0) - at_hi * ti.max(v, 0.0)
+        self.grid_v_out[I] = v
 
     @ti.func
     def gather(self, xp):
@@ -349,8 +470,8 @@ class MPMSolver:
             new_C += (4.0 * self.inv_dx * weight) * g_v.outer_product(offset - fx)
         return new_v, new_C
 
-    @ti.kernel
-    def g2p(self, s: ti.i32, so: ti.i32, c: ti.i32, dt: float):
+    @ti.func
+    def g2p(self, s, so, c, dt):
         """Gather velocity and affine velocity; advect; update F; contact velocity condition."""
         for p in range(self.n):
             new_v, new_C = self.gather(self.x[s, p])
@@ -364,6 +485,7 @@ class MPMSolver:
     @ti.kernel
     def g2p_backward(self, s: ti.i32, so: ti.i32, c: ti.i32, dt: float):
         """Adjoint of g2p: slot so adjoints -> slot s adjoints, grid_v_out.grad and the contact control."""
+        ti.loop_config(serialize=self.serial_loops)
         for p in range(self.n):
             base, fx, w, dw = self.stencil(self.x[s, p])
             Gx = self.x.grad[so, p]
@@ -376,6 +498,7 @@ class MPMSolver:
                 self.ctrl.grad[c, 2] += g_v
                 g_v = ti.Vector.zero(float, 3)
             g_x = Gx
+            v_pic = ti.Vector.zero(float, 3)  # sum over nodes of weight * grid velocity
             for i, j, k in ti.ndrange(3, 3, 3):
                 offset = ti.Vector([i, j, k])
                 d = offset - fx
@@ -385,33 +508,124 @@ class MPMSolver:
                 gCd = g_C @ d
                 self.grid_v_out.grad[base + offset] += weight * g_v + (4.0 * self.inv_dx * weight) * gCd
                 g_x += (gv_node.dot(g_v) + 4.0 * self.inv_dx * gv_node.dot(gCd)) * grad_w
-                g_x -= (4.0 * self.inv_dx * self.inv_dx * weight) * (g_C.transpose() @ gv_node)
+                v_pic += weight * gv_node
+            g_x -= (4.0 * self.inv_dx * self.inv_dx) * (g_C.transpose() @ v_pic)  # d/dx of the (offset - fx) in C
             self.x.grad[s, p] += g_x
             self.F.grad[s, p] += (ti.Matrix.identity(float, 3) + dt * new_C).transpose() @ GF
 
-    @ti.kernel
-    def advect_tracers(self, dt: float):
-        """Carry the passive tracers with the grid velocity and its gradient (no mass)."""
-        for t in range(self.num_tracers):
+    @ti.func
+    def advect_tracers(self, dt, with_tracers):
+        """Carry the passive tracers with the grid velocity and its gradient (no mass), when asked."""
+        for t in range(self.num_tracers * with_tracers):
             new_v, new_C = self.gather(self.tracer_x[t])
             self.tracer_x[t] += dt * new_v
             self.tracer_F[t] = (ti.Matrix.identity(float, 3) + dt * new_C) @ self.tracer_F[t]
 
-    def grid_update(self, s: int, c: int, dt: float) -> None:
-        """The grid half of a substep: scatter slot s to the grid and update it (grid_v_out)."""
+    @ti.func
+    def tape_grid(self, k):
+        """Keep the active block of the grid (after grid_op) as taped substep k, if k >= 0 and it fits."""
+        if ti.static(self.tape_nodes > 0):
+            start = 0
+            copy = 0
+            if k >= 0:
+                start = self.tape_start[k]
+                fits = start + self.block_count[None] <= self.tape_nodes
+                self.tape_saved[k] = ti.select(fits, 1, 0)
+                self.tape_start[k + 1] = ti.select(fits, start + self.block_count[None], start)
+                self.tape_lo[k] = self.block_lo[None]
+                self.tape_hi[k] = self.block_hi[None]
+                copy = ti.select(fits, self.block_count[None], 0)
+            ti.loop_config(serialize=self.serial_loops)
+            for t in range(copy):
+                I = self.block_node(t)
+                self.tape_m[start + t] = self.grid_m[I]
+                self.tape_contact[start + t] = self.grid_contact[I]
+                self.tape_v_in[start + t] = self.grid_v_in[I]
+                self.tape_v_out[start + t] = self.grid_v_out[I]
+
+    @ti.kernel
+    def untape_grid(self, k: ti.i32):
+        """Restore taped substep k's grid block (values; adjoints zeroed), as grid_update left it."""
+        self.block_lo[None] = self.tape_lo[k]
+        self.block_hi[None] = self.tape_hi[k]
+        ext = self.tape_hi[k] - self.tape_lo[k]
+        self.block_count[None] = ext[0] * ext[1] * ext[2]
+        start = self.tape_start[k]
+        ti.loop_config(serialize=self.serial_loops)
+        for t in range(self.block_count[None]):
+            I = self.block_node(t)
+            self.grid_m[I] = self.tape_m[start + t]
+            self.grid_contact[I] = self.tape_contact[start + t]
+            self.grid_v_in[I] = self.tape_v_in[start + t]
+            self.grid_v_out[I] = self.tape_v_out[start + t]
+            if ti.static(self.requires_grad):
+                self.grid_contact.grad[I] = 0.0
+                self.grid_m.grad[I] = 0.0
+                self.grid_v_in.grad[I] = ti.Vector.zero(float, 3)
+                self.grid_v_out.grad[I] = ti.Vector.zero(float, 3)
+
+    @ti.kernel
+    def advance(self, s: ti.i32, so: ti.i32, c: ti.i32, dt: float, with_tracers: ti.i32, tape_k: ti.i32):
+        """One MLS-MPM substep from slot s to slot so with the control in ctrl row c, in one launch;
+        the grid is kept as taped substep ``tape_k`` when that is >= 0."""
+        self.find_block(s, with_tracers)
         self.clear_grid()
         self.compute_stress(s)
         self.p2g(s, c, dt)
-        self.grid_op(c, dt)
-
-    def substep(self, s: int, so: int, c: int, dt: float) -> None:
-        """One MLS-MPM substep from slot s to slot so with the control in ctrl row c."""
-        self.grid_update(s, c, dt)
+        self.update_grid(c, dt)
+        self.tape_grid(tape_k)
         self.g2p(s, so, c, dt)
+        self.advect_tracers(dt, with_tracers)
 
-    def substep_grad(self, s: int, so: int, c: int, dt: float) -> None:
-        """Recompute the grid of a substep, then run its kernels' adjoints in reverse order."""
-        self.grid_update(s, c, dt)
+    @ti.kernel
+    def regrid(self, s: ti.i32, c: ti.i32, dt: float):
+        """The grid of substep s once more, for its adjoint (its stress tau[s] is kept from the forward)."""
+        self.find_block(s, 0)
+        self.clear_grid()
+        self.p2g(s, c, dt)
+        self.update_grid(c, dt)
+
+    @ti.kernel
+    def run_pass(self, which: ti.template(), s: ti.i32, so: ti.i32, c: ti.i32, dt: float):
+        """One pass of ``advance`` on its own (PASSES[which]), for timing it (``physinteract bench mpm``)."""
+        if ti.static(which == 0):
+            self.find_block(s, 0)
+        if ti.static(which == 1):
+            self.clear_grid()
+        if ti.static(which == 2):
+            self.compute_stress(s)
+        if ti.static(which == 3):
+            self.p2g(s, c, dt)
+        if ti.static(which == 4):
+            self.update_grid(c, dt)
+        if ti.static(which == 5):
+            self.tape_grid(s)
+        if ti.static(which == 6):
+            self.g2p(s, so, c, dt)
+
+    def substep(self, s: int, so: int, c: int, dt: float, tracers: bool = False) -> None:
+        """One MLS-MPM substep from slot s to slot so with the control in ctrl row c (and the tracers)."""
+        self.advance(s, so, c, dt, 1 if tracers else 0, -1)
+
+    def taped_substeps(self, count: int, dt: float) -> np.ndarray:
+        """The forward half of a taped segment: substeps k = 0..count-1 from slot k to k + 1
+        with control row k, keeping each grid on the tape. Returns which grids were kept [count]."""
+        if not self.tape_nodes:
+            for k in range(count):
+                self.advance(k, k + 1, k, dt, 0, -1)
+            return np.zeros(count, bool)
+        self.tape_start[0] = 0
+        for k in range(count):
+            self.advance(k, k + 1, k, dt, 0, k)
+        return self.tape_saved.to_numpy()[:count] == 1
+
+    def substep_grad(self, s: int, so: int, c: int, dt: float, taped: bool = False) -> None:
+        """The adjoint of a substep: restore its grid from the tape (``taped``) or recompute it,
+        then its passes' adjoints in reverse order."""
+        if taped:
+            self.untape_grid(s)
+        else:
+            self.regrid(s, c, dt)
         self.g2p_backward(s, so, c, dt)
         self.grid_op.grad(c, dt)
         self.p2g_backward(s, c, dt)
@@ -556,12 +770,22 @@ class MPMSolver:
         nt = self.num_tracers
         return (self.tracer_x.to_numpy().astype(np.float64)[:nt], self.tracer_F.to_numpy().astype(np.float64)[:nt])
 
+    def write_tracers(self, x: np.ndarray, F: np.ndarray) -> None:
+        """Set the tracer positions [T, 3] (m) and deformation gradients [T, 3, 3]."""
+        nt = self.num_tracers
+        if nt:
+            self.tracer_x.from_numpy(np.ascontiguousarray(np.asarray(x, np.float64).reshape(nt, 3), self.np_real))
+            self.tracer_F.from_numpy(np.ascontiguousarray(np.asarray(F, np.float64).reshape(nt, 3, 3), self.np_real))
+
     def device_memory_bytes(self) -> int:
         """Bytes of this solver's Taichi fields (values and adjoints), from their shapes."""
         item = 8 if self.np_real == np.float64 else 4
-        scalars = self.slots * self.n * 24 + self.n * (9 + 2 + 2 + 3 + 24) + int(np.prod(self.grid_shape)) * 8
-        scalars += self.slots * 12 + max(1, self.num_tracers) * 12
-        grads = self.slots * self.n * 24 + self.n * 11 + int(np.prod(self.grid_shape)) * 8 + self.slots * 12
+        nodes = int(np.prod(self.grid_shape))
+        per_slot = self.slots * self.n * 24  # x, v, C, F (and their adjoints)
+        scalars = per_slot + self.slots * self.n * 18 + self.n * (2 + 2 + 3 + 24)  # + tau, R per slot; per particle
+        scalars += nodes * 8 + self.slots * 12 + max(1, self.num_tracers) * 12
+        scalars += max(1, self.tape_nodes) * 8
+        grads = per_slot + self.n * (2 + 9) + nodes * 8 + self.slots * 12
         return int((scalars + (grads if self.requires_grad else 0)) * item + self.n * 4)
 
 

@@ -1,0 +1,702 @@
+"""Synthetic benchmark scenes with a known material field and interaction (issue 5, the paper's Tables 1-3).
+
+Each scene is a soft object built as a union of simple solids (a signed distance function,
+SDF), a ground-truth Young's modulus E(X) (Pa) of the rest position X (several scenes have
+stiffness regions 2-4x apart), a Poisson's ratio and density, and an interaction of the
+contract (point_adherent grasp, point_non_adherent poke, surface_non_adherent bounce).
+
+To avoid an inverse crime the video is made by a finer simulation than the estimator runs:
+the ground-truth (GT) particles are filled independently at ``gt_factor`` x the estimator's
+resolution, on a ``gt_factor`` x finer grid, with their own CFL substeps; the object's surface
+Gaussians (a colour pattern in rest coordinates) are carried by the GT particles
+(``interpolate_from_particles``; covariances F Sigma F^T) and rendered at 2x supersampling,
+box-downsampled like a camera integrating over its pixels, plus mild seeded noise.
+
+The estimator's input is a contract job folder (``job.json``) whose particles are filled at the
+estimator's resolution with a homogeneous initial guess of E and nu, the contact set, a trajectory
+T0 perturbed the way a tracker errs (noise, a lag of about a frame, a slow drift), the camera, the
+video (PNG frames and masks) and the Gaussians as a point set. Beside it, ``gt.npz`` (plain arrays)
+holds the truth: E/nu at the estimator's particles, the true and a novel trajectory, and the GT
+Gaussian centres over the novel interaction's frames. Units SI, world frame Blender's (+Z up).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from physinteract import contract
+
+SDF = Callable[[np.ndarray], np.ndarray]  # [P, 3] m -> [P] signed distance (m), negative inside
+GT_FILE = "gt.npz"
+SCENE_FILE = "scene.json"
+BACKGROUND = (0.12, 0.12, 0.14)  # linear RGB behind the object in the videos (job.metadata["background"])
+
+
+# --------------------------------------------------------------------------- solids
+
+
+def sphere(c: tuple[float, float, float], r: float) -> SDF:
+    cc = np.asarray(c, np.float64)
+    return lambda p: np.linalg.norm(p - cc, axis=-1) - r
+
+
+def ellipsoid(c: tuple[float, float, float], radii: tuple[float, float, float]) -> SDF:
+    """Approximate SDF of an axis-aligned ellipsoid (exact sign, distance good near the surface)."""
+    cc, rr = np.asarray(c, np.float64), np.asarray(radii, np.float64)
+
+    def f(p: np.ndarray) -> np.ndarray:
+        q = (p - cc) / rr
+        k0 = np.linalg.norm(q, axis=-1)
+        k1 = np.linalg.norm(q / rr, axis=-1)
+        return k0 * (k0 - 1.0) / np.maximum(k1, 1e-12)
+
+    return f
+
+
+def capsule(a: tuple[float, float, float], b: tuple[float, float, float], r: float) -> SDF:
+    aa, bb = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    ba = bb - aa
+
+    def f(p: np.ndarray) -> np.ndarray:
+        pa = p - aa
+        h = np.clip(pa @ ba / (ba @ ba), 0.0, 1.0)
+        return np.linalg.norm(pa - h[:, None] * ba, axis=-1) - r
+
+    return f
+
+
+def rounded_box(c: tuple[float, float, float], half: tuple[float, float, float], rounding: float = 0.0) -> SDF:
+    cc, hh = np.asarray(c, np.float64), np.asarray(half, np.float64)
+
+    def f(p: np.ndarray) -> np.ndarray:
+        q = np.abs(p - cc) - hh + rounding
+        return np.linalg.norm(np.maximum(q, 0.0), axis=-1) + np.minimum(q.max(axis=-1), 0.0) - rounding
+
+    return f
+
+
+def union(*parts: SDF) -> SDF:
+    return lambda p: np.min(np.stack([s(p) for s in parts]), axis=0)
+
+
+# --------------------------------------------------------------------------- scene description
+
+
+@dataclass
+class SceneSpec:
+    """One benchmark scene (SI units, world frame, +Z up).
+
+    sdf / lo / hi: the object's solid and a box holding it (m).
+    E: E(X) [P] Pa of rest positions [P, 3]; regions: region label [P] of rest positions (0 = one region).
+    nu, density: Poisson's ratio and kg/m^3 (homogeneous).
+    interaction: a contract interaction type. contact: rest positions -> bool [P] (the grasped or touched part).
+    times_frac / path: keyframes at ``times_frac`` x duration; ``path`` [K, 3] is the displacement of the contact
+        centroid (point_adherent) or the absolute collider centre / plane point (non-adherent), m.
+    novel_path: the same for the novel interaction (same keyframe times).
+    collider_radius: m (poke sphere).  friction: collider Coulomb coefficient.  ground: solver ground or None.
+    domain: (lo, hi) simulation box (m).  grid_resolution: estimator cells along the longest side.
+    particles: the estimator's particle count to aim for.  view: direction from the object to the camera.
+    colors: two linear RGB colours of the stripe pattern.  stripe_axis: 0/1/2, the axis the stripes run across.
+    """
+
+    name: str
+    description: str
+    sdf: SDF
+    lo: tuple[float, float, float]
+    hi: tuple[float, float, float]
+    E: Callable[[np.ndarray], np.ndarray]
+    regions: Callable[[np.ndarray], np.ndarray]
+    nu: float
+    density: float
+    interaction: str
+    contact: Callable[[np.ndarray], np.ndarray]
+    times_frac: tuple[float, ...]
+    path: np.ndarray
+    novel_path: np.ndarray
+    domain: tuple[tuple[float, float, float], tuple[float, float, float]]
+    grid_resolution: int = 36
+    particles: int = 1800
+    collider_radius: float = 0.03
+    friction: float = 0.3
+    ground: contract.Ground | None = None
+    view: tuple[float, float, float] = (0.35, -1.0, 0.45)
+    colors: tuple[tuple[float, float, float], tuple[float, float, float]] = ((0.9, 0.6, 0.25), (0.35, 0.2, 0.1))
+    stripe_axis: int = 0
+    num_regions: int = 1
+
+
+def _homogeneous(E: float) -> tuple[Callable[[np.ndarray], np.ndarray], Callable[[np.ndarray], np.ndarray]]:
+    return (lambda X: np.full(len(X), E)), (lambda X: np.zeros(len(X), np.int64))
+
+
+def _two_regions(inside: Callable[[np.ndarray], np.ndarray], E_out: float, E_in: float):
+    def E(X: np.ndarray) -> np.ndarray:
+        return np.where(inside(X), E_in, E_out)
+
+    def regions(X: np.ndarray) -> np.ndarray:
+        return inside(X).astype(np.int64)
+
+    return E, regions
+
+
+def _path(*rows: tuple[float, float, float]) -> np.ndarray:
+    return np.asarray(rows, np.float64)
+
+
+def hemp_rope() -> SceneSpec:
+    """A 30 cm rope held horizontally at one end: it sags under gravity and swings as the end is lifted and moved."""
+    E, regions = _homogeneous(2.0e4)
+    z = 0.30
+    return SceneSpec(
+        "hemp_rope", "rope grasped at one end, lifted and swung (homogeneous)",
+        capsule((-0.15, 0, z), (0.15, 0, z), 0.018), (-0.17, -0.02, z - 0.02), (0.17, 0.02, z + 0.02),
+        E, regions, nu=0.3, density=500.0, interaction="point_adherent",
+        contact=lambda X: X[:, 0] > 0.12,
+        times_frac=(0.0, 0.3, 0.6, 1.0),
+        path=_path((0, 0, 0), (0, 0.03, 0.04), (0, 0.07, 0.05), (0, 0.04, 0.03)),
+        novel_path=_path((0, 0, 0), (-0.03, -0.04, 0.02), (-0.05, -0.02, 0.06), (-0.02, 0.03, 0.03)),
+        domain=((-0.24, -0.16, 0.0), (0.24, 0.2, 0.42)), particles=1500,
+        colors=((0.85, 0.7, 0.4), (0.45, 0.33, 0.15)),
+    )
+
+
+def bow_tie() -> SceneSpec:
+    """A bow tie held at its knot: the soft left wing droops more than the stiff right wing; shaken up and down."""
+    wings = union(ellipsoid((-0.07, 0, 0.3), (0.07, 0.02, 0.045)), ellipsoid((0.07, 0, 0.3), (0.07, 0.02, 0.045)))
+    knot = rounded_box((0, 0, 0.3), (0.018, 0.022, 0.025), 0.006)
+    E, regions = _two_regions(lambda X: X[:, 0] > 0.0, 1.0e4, 3.0e4)
+    return SceneSpec(
+        "bow_tie", "bow tie grasped at the knot and shaken; wings 3x apart in stiffness",
+        union(wings, knot), (-0.15, -0.03, 0.25), (0.15, 0.03, 0.35),
+        E, regions, nu=0.3, density=1000.0, interaction="point_adherent",
+        contact=lambda X: np.abs(X[:, 0]) < 0.03,
+        times_frac=(0.0, 0.25, 0.5, 0.75, 1.0),
+        path=_path((0, 0, 0), (0, 0, 0.04), (0, 0.02, -0.01), (0, 0, 0.03), (0, 0, 0.0)),
+        novel_path=_path((0, 0, 0), (0.03, 0, 0.02), (-0.03, 0, 0.03), (0.02, 0, -0.02), (0, 0, 0.01)),
+        domain=((-0.22, -0.12, 0.14), (0.22, 0.14, 0.4)), particles=1800,
+        colors=((0.75, 0.15, 0.2), (0.95, 0.85, 0.8)), num_regions=2,
+    )
+
+
+def tow_rope() -> SceneSpec:
+    """A thick rope lying on the ground, one end grasped and pulled up and along; its two halves differ 3x in stiffness."""
+    z = 0.026
+    E, regions = _two_regions(lambda X: X[:, 0] > 0.0, 1.2e4, 3.6e4)
+    return SceneSpec(
+        "tow_rope", "rope on the ground, one end lifted and dragged; halves 3x apart in stiffness",
+        capsule((-0.18, 0, z), (0.18, 0, z), 0.024), (-0.21, -0.03, 0.0), (0.21, 0.03, 0.052),
+        E, regions, nu=0.3, density=800.0, interaction="point_adherent",
+        contact=lambda X: X[:, 0] > 0.15,
+        times_frac=(0.0, 0.35, 0.7, 1.0),
+        path=_path((0, 0, 0), (0.01, 0.0, 0.08), (0.04, 0.03, 0.14), (0.06, 0.05, 0.15)),
+        novel_path=_path((0, 0, 0), (0.0, -0.04, 0.06), (-0.02, -0.06, 0.12), (-0.03, -0.03, 0.16)),
+        domain=((-0.27, -0.12, -0.03), (0.3, 0.14, 0.26)), particles=1800,
+        ground=contract.Ground(height=0.0, friction=0.4, mode="separate"),
+        colors=((0.25, 0.45, 0.8), (0.9, 0.9, 0.85)), num_regions=2,
+    )
+
+
+def glove() -> SceneSpec:
+    """A glove held at the wrist, palm horizontal: the soft fingers (0.4 of the palm's stiffness) droop and wave."""
+    z = 0.3
+    palm = rounded_box((0.0, 0, z), (0.055, 0.045, 0.014), 0.01)
+    fingers = [capsule((0.05, y, z), (0.05 + L, y, z), 0.011) for y, L in ((-0.033, 0.07), (-0.011, 0.085), (0.011, 0.08), (0.033, 0.065))]
+    thumb = capsule((0.0, 0.05, z), (0.035, 0.085, z), 0.012)
+    E, regions = _two_regions(lambda X: X[:, 0] < 0.045, 1.0e4, 2.5e4)
+    return SceneSpec(
+        "glove", "glove held at the wrist and waved; palm 2.5x stiffer than the fingers",
+        union(palm, thumb, *fingers), (-0.07, -0.06, z - 0.03), (0.15, 0.1, z + 0.03),
+        E, regions, nu=0.3, density=1200.0, interaction="point_adherent",
+        contact=lambda X: X[:, 0] < -0.02,
+        times_frac=(0.0, 0.3, 0.65, 1.0),
+        path=_path((0, 0, 0), (0, 0.0, 0.04), (0, 0.03, 0.02), (0, 0.0, 0.05)),
+        novel_path=_path((0, 0, 0), (0, -0.03, 0.02), (0.02, 0, 0.05), (0, 0.02, 0.0)),
+        domain=((-0.14, -0.12, 0.12), (0.24, 0.16, 0.4)), particles=1800,
+        colors=((0.3, 0.6, 0.35), (0.9, 0.85, 0.4)), stripe_axis=1, num_regions=2,
+    )
+
+
+def balloon_dog() -> SceneSpec:
+    """A balloon dog lifted by its head: body, legs and tail swing and stretch."""
+    z = 0.3
+    parts = [
+        ellipsoid((0, 0, z), (0.07, 0.022, 0.022)),  # body
+        ellipsoid((0.08, 0, z + 0.04), (0.028, 0.026, 0.05)),  # neck
+        ellipsoid((0.1, 0, z + 0.09), (0.035, 0.02, 0.02)),  # head
+        ellipsoid((-0.09, 0, z + 0.03), (0.02, 0.016, 0.04)),  # tail
+    ]
+    parts += [ellipsoid((x, y, z - 0.045), (0.018, 0.018, 0.04)) for x in (-0.055, 0.055) for y in (-0.022, 0.022)]
+    E, regions = _homogeneous(1.0e4)
+    return SceneSpec(
+        "balloon_dog", "balloon dog lifted by its head and swung (homogeneous)",
+        union(*parts), (-0.12, -0.05, z - 0.09), (0.14, 0.05, z + 0.115),
+        E, regions, nu=0.3, density=400.0, interaction="point_adherent",
+        contact=lambda X: X[:, 2] > z + 0.065,
+        times_frac=(0.0, 0.35, 0.7, 1.0),
+        path=_path((0, 0, 0), (0.0, 0.03, 0.05), (0.03, 0.06, 0.04), (0.02, 0.03, 0.06)),
+        novel_path=_path((0, 0, 0), (-0.04, 0.0, 0.03), (-0.06, -0.03, 0.05), (-0.03, -0.02, 0.02)),
+        domain=((-0.26, -0.22, -0.04), (0.28, 0.26, 0.5)), particles=1800,
+        colors=((0.95, 0.45, 0.6), (0.7, 0.2, 0.45)),
+    )
+
+
+def bouncing_ball() -> SceneSpec:
+    """A soft ball dropped from 4 cm onto the ground plane: it squashes and bounces (surface non-adherent)."""
+    r = 0.06
+    zc = r + 0.04
+    E, regions = _homogeneous(2.0e4)
+    plane = _path((0, 0, 0), (0, 0, 0), (0, 0, 0))
+    novel = _path((0, 0, 0), (0, 0, 0.02), (0, 0, 0.045))  # the plane rises into the ball like a paddle
+    return SceneSpec(
+        "bouncing_ball", "ball dropped onto the ground plane (surface non-adherent)",
+        sphere((0, 0, zc), r), (-r, -r, zc - r), (r, r, zc + r),
+        E, regions, nu=0.3, density=700.0, interaction="surface_non_adherent",
+        contact=lambda X: X[:, 2] < zc - 0.5 * r,
+        times_frac=(0.0, 0.5, 1.0), path=plane, novel_path=novel,
+        domain=((-0.12, -0.12, -0.04), (0.12, 0.12, 0.36)), particles=1500, friction=0.4,
+        view=(0.3, -1.0, 0.25), colors=((0.95, 0.8, 0.2), (0.2, 0.4, 0.85)), stripe_axis=2,
+    )
+
+
+def balloon() -> SceneSpec:
+    """A balloon resting on the ground, poked from above by a 3 cm sphere: it squashes and recovers."""
+    rad = (0.07, 0.07, 0.09)
+    zc = rad[2] + 0.002
+    E, regions = _homogeneous(1.0e4)
+    top = zc + rad[2]
+    R = 0.03
+    start = (0.0, 0.0, top + R + 0.01)
+    poke = _path(start, (0.0, 0.0, top + R - 0.035), (0.0, 0.0, top + R - 0.05), (0.0, 0.0, top + R + 0.01))
+    novel = _path((0.03, 0.0, top + R + 0.0), (0.03, 0.0, top + R - 0.06), (0.02, 0.0, top + R - 0.03), (0.0, 0.0, top + R))
+    return SceneSpec(
+        "balloon", "balloon on the ground poked from above (point non-adherent, homogeneous)",
+        ellipsoid((0, 0, zc), rad), (-rad[0], -rad[1], zc - rad[2]), (rad[0], rad[1], zc + rad[2]),
+        E, regions, nu=0.3, density=500.0, interaction="point_non_adherent",
+        contact=lambda X: X[:, 2] > top - 0.03,
+        times_frac=(0.0, 0.4, 0.7, 1.0), path=poke, novel_path=novel,
+        domain=((-0.14, -0.14, -0.03), (0.14, 0.14, 0.37)), particles=1800, collider_radius=R, friction=0.2,
+        ground=contract.Ground(height=0.0, friction=0.5, mode="separate"),
+        colors=((0.85, 0.2, 0.2), (0.95, 0.95, 0.95)), stripe_axis=2,
+    )
+
+
+def flower() -> SceneSpec:
+    """A flower held at the bottom of its stem and shaken: the stem (2.5x stiffer) bends, the blossom swings and wobbles."""
+    stem = capsule((0, 0, 0.1), (0, 0, 0.3), 0.012)
+    blossom = union(sphere((0, 0, 0.32), 0.028), *[
+        ellipsoid((0.04 * math.cos(a), 0.04 * math.sin(a), 0.32), (0.03 + 0.02 * abs(math.cos(a)), 0.03 + 0.02 * abs(math.sin(a)), 0.01))
+        for a in (0.0, math.pi / 2, math.pi, 3 * math.pi / 2)
+    ])
+    E, regions = _two_regions(lambda X: X[:, 2] < 0.29, 1.0e4, 2.5e4)
+    return SceneSpec(
+        "flower", "flower held at the stem and shaken; stem 2.5x stiffer than the blossom",
+        union(stem, blossom), (-0.09, -0.09, 0.088), (0.09, 0.09, 0.35),
+        E, regions, nu=0.3, density=900.0, interaction="point_adherent",
+        contact=lambda X: X[:, 2] < 0.13,
+        times_frac=(0.0, 0.3, 0.6, 1.0),
+        path=_path((0, 0, 0), (0.05, 0, 0.01), (-0.02, 0.02, 0.02), (0.03, 0.0, 0.0)),
+        novel_path=_path((0, 0, 0), (0, 0.05, 0.0), (0.02, -0.03, 0.02), (0, 0.02, 0.0)),
+        domain=((-0.2, -0.17, 0.04), (0.22, 0.19, 0.42)), particles=1500,
+        view=(0.4, -1.0, 0.3), colors=((0.9, 0.3, 0.7), (0.3, 0.7, 0.3)), stripe_axis=2, num_regions=2,
+    )
+
+
+SCENES: dict[str, Callable[[], SceneSpec]] = {
+    "hemp_rope": hemp_rope,
+    "bow_tie": bow_tie,
+    "tow_rope": tow_rope,
+    "glove": glove,
+    "balloon_dog": balloon_dog,
+    "bouncing_ball": bouncing_ball,
+    "balloon": balloon,
+    "flower": flower,
+}
+
+
+# --------------------------------------------------------------------------- building
+
+
+@dataclass
+class BuildConfig:
+    """How a scene is made.
+
+    scale: multiplies the particle count (quick tests use ~0.2); the grid follows the cube root.
+    frames: simulated frames after the rest frame (video has frames + 1 images).
+    fps: frames per second.  gt_factor: GT resolution / estimator resolution (particles per axis and grid).
+    width / height: image size (px); supersample: render at this factor, then box-downsample.
+    noise: std of the Gaussian pixel noise added to the video.  gaussians: surface Gaussians to aim for.
+    guess_factor: the initial E guess is the GT mean times guess_factor (or divided by it).
+    guess_above: None = alternate above/below by the scene's index in SCENES.
+    lag_frames / drift / track_noise: T0's tracker errors (frames; m/s; m std per keyframe).
+    seed: random seed (lattice offsets, pixel noise, tracker errors).
+    """
+
+    scale: float = 1.0
+    frames: int = 14
+    fps: float = 24.0
+    gt_factor: float = 1.5
+    width: int = 160
+    height: int = 120
+    supersample: int = 2
+    noise: float = 0.005
+    gaussians: int = 4000
+    guess_factor: float = 5.0
+    guess_above: bool | None = None
+    lag_frames: float = 1.0
+    drift: float = 0.01
+    track_noise: float = 0.002
+    seed: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @staticmethod
+    def quick() -> BuildConfig:
+        """A tiny version for tests: few particles, coarse grid, 4 frames, 64x48 px."""
+        return BuildConfig(scale=0.15, frames=4, width=64, height=48, gaussians=600)
+
+
+@dataclass
+class Filled:
+    x: np.ndarray  # [N, 3] m, world
+    volume: np.ndarray  # [N] m^3
+    labels: np.ndarray  # [N] uint8 SURFACE / INTERIOR
+
+
+def fill_sdf(sdf: SDF, lo: np.ndarray, hi: np.ndarray, spacing: float, offset: np.ndarray) -> Filled:
+    """Particles on a cubic lattice (``spacing`` m, shifted by ``offset`` in [0, 1)^3 cells) inside the solid.
+    Surface label for particles within one spacing of the boundary."""
+    lo, hi = np.asarray(lo, np.float64) - spacing, np.asarray(hi, np.float64) + spacing
+    axes = [lo[d] + (np.arange(int(np.ceil((hi[d] - lo[d]) / spacing)) + offset[d]) * spacing) for d in range(3)]
+    pts = np.stack(np.meshgrid(*axes, indexing="ij"), -1).reshape(-1, 3)
+    d = sdf(pts)
+    keep = d < 0.0
+    x = pts[keep]
+    labels = np.where(d[keep] > -spacing, contract.SURFACE, contract.INTERIOR).astype(np.uint8)
+    return Filled(x, np.full(len(x), spacing**3), labels)
+
+
+def _solid_volume(sdf: SDF, lo: np.ndarray, hi: np.ndarray) -> float:
+    h = float(np.max(np.asarray(hi) - np.asarray(lo))) / 80.0
+    return len(fill_sdf(sdf, lo, hi, h, np.full(3, 0.5)).x) * h**3
+
+
+def _gradient(sdf: SDF, p: np.ndarray, eps: float) -> np.ndarray:
+    g = np.stack([sdf(p + eps * e) - sdf(p - eps * e) for e in np.eye(3)], -1)
+    return g / np.maximum(np.linalg.norm(g, axis=1, keepdims=True), 1e-12)
+
+
+def surface_gaussians(spec: SceneSpec, count: int, seed: int) -> dict[str, np.ndarray]:
+    """Flat Gaussians on the solid's surface with a colour pattern in rest coordinates.
+
+    Returns positions [V, 3] m, rotations [V, 4] (w, x, y, z), scales [V, 3] m (std), colors [V, 3], opacities [V].
+    The pattern: stripes across ``spec.stripe_axis`` (period ~ 1/6 of the object's length) in the two colours,
+    with brightness patches from a coarse 3D checker, so motion inside the silhouette shows.
+    """
+    from physinteract.geometry.deform import quaternion_from_matrix
+
+    lo, hi = np.asarray(spec.lo), np.asarray(spec.hi)
+    size = float(np.max(hi - lo))
+    rng = np.random.default_rng(seed)
+
+    def shell(s: float) -> np.ndarray:
+        return fill_sdf(lambda p: np.abs(spec.sdf(p)) - 0.5 * s, lo, hi, s, rng.random(3)).x
+
+    s = size / 40.0
+    for _ in range(3):  # pick the lattice spacing so the shell holds about ``count`` points
+        found = len(shell(s))
+        s = 0.5 * s if found == 0 else s * math.sqrt(found / count)
+    pts = shell(s)
+    pts = pts + rng.normal(scale=0.15 * s, size=pts.shape)
+    for _ in range(2):  # project onto the surface
+        n = _gradient(spec.sdf, pts, 1e-4)
+        pts = pts - spec.sdf(pts)[:, None] * n
+    n = _gradient(spec.sdf, pts, 1e-4)
+    helper = np.where(np.abs(n[:, [0]]) < 0.9, [[1.0, 0.0, 0.0]], [[0.0, 1.0, 0.0]])
+    t1 = np.cross(n, helper)
+    t1 /= np.linalg.norm(t1, axis=1, keepdims=True)
+    t2 = np.cross(n, t1)
+    rot = quaternion_from_matrix(np.stack([t1, t2, n], axis=2))
+    v = len(pts)
+    scales = np.tile([0.75 * s, 0.75 * s, 0.15 * s], (v, 1))
+    ax = spec.stripe_axis
+    extent = max(hi[ax] - lo[ax], 1e-6)
+    stripe = (np.floor((pts[:, ax] - lo[ax]) / (extent / 6.0)) % 2).astype(np.float64)
+    c1, c2 = np.asarray(spec.colors[0]), np.asarray(spec.colors[1])
+    colors = (1 - stripe)[:, None] * c1 + stripe[:, None] * c2
+    cell = np.floor((pts - lo) / (size / 4.0)).astype(np.int64).sum(1) % 2
+    colors = np.clip(colors * (0.8 + 0.35 * cell)[:, None], 0.0, 1.0)
+    return {"positions": pts, "rotations": rot, "scales": scales, "colors": colors, "opacities": np.full(v, 0.95)}
+
+
+def scene_domain(spec: SceneSpec, resolution: int) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """The simulation box: ``spec.domain``, widened where a coarse grid leaves the object under 4 cells from its side."""
+    lo, hi = np.asarray(spec.domain[0], np.float64), np.asarray(spec.domain[1], np.float64)
+    for _ in range(3):
+        dx = float(np.max(hi - lo)) / resolution
+        lo = np.minimum(lo, np.asarray(spec.lo) - 4 * dx)
+        hi = np.maximum(hi, np.asarray(spec.hi) + 4 * dx)
+    return tuple(float(v) for v in lo), tuple(float(v) for v in hi)
+
+
+def _solver_config(spec: SceneSpec, resolution: int, domain_resolution: int | None = None) -> Any:
+    """SolverConfig at ``resolution`` over the scene's box (sized for ``domain_resolution``, default the same)."""
+    from physinteract.mpm.config import GroundConfig, SolverConfig
+
+    g = spec.ground
+    ground = GroundConfig() if g is None else GroundConfig(height=g.height, friction=g.friction, mode=g.mode)
+    lo, hi = scene_domain(spec, domain_resolution or resolution)
+    return SolverConfig(grid_resolution=resolution, domain_min=lo, domain_max=hi, ground=ground, arch="cpu")  # type: ignore[arg-type]
+
+
+def _control(spec: SceneSpec, contact: np.ndarray, x0: np.ndarray, times: np.ndarray, path: np.ndarray) -> Any:
+    """The Control of the interaction: positions of the contact centroid (grasp) or of the collider."""
+    from physinteract.mpm.model import Control
+
+    values = x0[contact].mean(0) + path if spec.interaction == "point_adherent" else path
+    collider = {"point_adherent": "none", "point_non_adherent": "sphere", "surface_non_adherent": "plane"}[spec.interaction]
+    return Control(interaction=spec.interaction, drive="velocity", contact=contact, times=times, values=values,
+                   collider=collider, radius=spec.collider_radius, normal=(0.0, 0.0, 1.0), friction=spec.friction)
+
+
+def _simulate(model: Any, control: Any, frame_dt: float, frames: int) -> tuple[np.ndarray, np.ndarray, int]:
+    """Run the MPM; returns positions [frames + 1, N, 3], deformation gradients [frames + 1, N, 3, 3], substeps per frame."""
+    from physinteract.mpm.rollout import Rollout
+
+    sim = Rollout(model, control, frame_dt=frame_dt, num_frames=frames)
+    sim.forward()
+    xs = np.stack([s.x for s in sim.checkpoints])
+    Fs = np.stack([s.F for s in sim.checkpoints])
+    return xs, Fs, sim.substeps[0]
+
+
+def _look_at(points: np.ndarray, view: np.ndarray, width: int, height: int, fov_deg: float = 40.0) -> tuple[np.ndarray, np.ndarray]:
+    """K [3, 3] and world->camera [4, 4] (OpenCV) of a camera along ``view`` that frames all ``points``."""
+    from physinteract.example import look_at_world_to_camera
+
+    lo, hi = points.min(0), points.max(0)
+    target = 0.5 * (lo + hi)
+    radius = 0.5 * float(np.linalg.norm(hi - lo))
+    fx = 0.5 * width / math.tan(math.radians(fov_deg) / 2)
+    half_v = math.atan(0.5 * height / fx)
+    d = radius / math.sin(half_v) * 0.95
+    view = view / np.linalg.norm(view)
+    K = np.array([[fx, 0.0, 0.5 * width], [0.0, fx, 0.5 * height], [0.0, 0.0, 1.0]])
+    return K, look_at_world_to_camera(target + d * view, target)
+
+
+def render_video(gauss: dict[str, np.ndarray], rest_particles: np.ndarray, xs: np.ndarray, Fs: np.ndarray, K: np.ndarray,
+                 w2c: np.ndarray, config: BuildConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Render the Gaussians carried by the particles at each frame.
+
+    Returns images [F, H, W, 3] (noisy, in [0, 1]), alpha [F, H, W] (box-downsampled coverage) and the
+    Gaussian centres [F, V, 3] (m, world).
+    """
+    import torch
+
+    from physinteract.geometry.deform import covariance, interpolate_from_particles
+    from physinteract.render import Camera, GaussianBatch, render
+
+    ss = config.supersample
+    K2 = K.copy()
+    K2[:2] *= ss
+    cov0 = covariance(gauss["rotations"], np.log(gauss["scales"]))
+    rng = np.random.default_rng(config.seed + 17)
+    bg = torch.tensor(BACKGROUND, dtype=torch.float32)
+    images, alphas, centres = [], [], []
+    for f in range(len(xs)):
+        pos, Fg = interpolate_from_particles(gauss["positions"], rest_particles, xs[f], Fs[f])
+        cov = Fg @ cov0 @ np.swapaxes(Fg, 1, 2)
+        g = GaussianBatch(
+            means=torch.as_tensor(pos, dtype=torch.float32),
+            colors=torch.as_tensor(gauss["colors"], dtype=torch.float32),
+            opacities=torch.as_tensor(gauss["opacities"], dtype=torch.float32),
+            covariances=torch.as_tensor(cov, dtype=torch.float32),
+        )
+        cam = Camera.from_numpy(K2, w2c, config.width * ss, config.height * ss)
+        with torch.no_grad():
+            out = render(g, cam, background=bg)
+        rgb = out.rgb.numpy().astype(np.float64).reshape(config.height, ss, config.width, ss, 3).mean((1, 3))
+        alpha = out.alpha.numpy().astype(np.float64).reshape(config.height, ss, config.width, ss).mean((1, 3))
+        images.append(np.clip(rgb + rng.normal(scale=config.noise, size=rgb.shape), 0.0, 1.0))
+        alphas.append(alpha)
+        centres.append(pos)
+    return np.stack(images), np.stack(alphas), np.stack(centres)
+
+
+def tracker_trajectory(times: np.ndarray, values: np.ndarray, duration: float, config: BuildConfig,
+                       rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """T0: the true trajectory as a tracker reports it: keyframes every 2 frames, late by ``lag_frames``,
+    drifting at ``drift`` m/s in a random direction, with ``track_noise`` m of noise per keyframe."""
+    from physinteract.mpm import spline
+
+    frame_dt = 1.0 / config.fps
+    t0 = np.arange(0.0, duration + 1e-9, 2 * frame_dt)
+    if t0[-1] < duration - 1e-9:
+        t0 = np.append(t0, duration)
+    lagged = np.clip(t0 - config.lag_frames * frame_dt, 0.0, duration)
+    pos, _ = spline.evaluate(times, values, lagged)
+    direction = rng.normal(size=3)
+    direction /= np.linalg.norm(direction)
+    pos = pos + config.drift * t0[:, None] * direction + rng.normal(scale=config.track_noise, size=pos.shape)
+    return t0, pos
+
+
+@dataclass
+class BuiltScene:
+    """Where a scene was written and what it holds."""
+
+    name: str
+    folder: Path  # the job folder (job.json, frames/, masks/, gt.npz, scene.json)
+    info: dict[str, Any]
+
+
+def scene_names() -> list[str]:
+    return list(SCENES)
+
+
+def build_scene(name: str, folder: str | Path, config: BuildConfig | None = None, log: Callable[[str], None] | None = None) -> BuiltScene:
+    """Simulate, render and write scene ``name`` into ``folder`` (a contract job folder plus gt.npz and scene.json)."""
+    from physinteract.mpm.model import make_model
+    from physinteract.mpm.solver import cfl_substeps
+
+    if name not in SCENES:
+        raise ValueError(f"unknown benchmark scene {name!r}; choose from {', '.join(SCENES)}")
+    cfg = config or BuildConfig()
+    say = log or (lambda s: None)
+    folder = Path(folder)
+    spec = SCENES[name]()
+    index = list(SCENES).index(name)
+    rng = np.random.default_rng(cfg.seed * 1000 + index)
+    t_start = time.perf_counter()
+    lo, hi = np.asarray(spec.lo), np.asarray(spec.hi)
+
+    # particles: estimator lattice, and an independent finer GT lattice
+    target = max(150, int(spec.particles * cfg.scale))
+    spacing = (_solid_volume(spec.sdf, lo, hi) / target) ** (1.0 / 3.0)
+    est = fill_sdf(spec.sdf, lo, hi, spacing, rng.random(3))
+    gt = fill_sdf(spec.sdf, lo, hi, spacing / cfg.gt_factor, rng.random(3))
+    res_est = max(12, int(round(spec.grid_resolution * cfg.scale ** (1.0 / 3.0))))
+    res_gt = int(round(res_est * cfg.gt_factor))
+    E_est, E_gt = spec.E(est.x), spec.E(gt.x)
+    contact_est, contact_gt = np.flatnonzero(spec.contact(est.x)), np.flatnonzero(spec.contact(gt.x))
+    if len(contact_est) == 0 or len(contact_gt) == 0:
+        raise ValueError(f"scene {name}: the contact region holds no particle")
+
+    frame_dt = 1.0 / cfg.fps
+    duration = cfg.frames * frame_dt
+    times = np.asarray(spec.times_frac) * duration
+
+    # ground truth: the fine simulation, observed and novel
+    gt_model = make_model(gt.x, gt.volume, spec.density, E_gt, spec.nu, _solver_config(spec, res_gt, res_est))
+    t = time.perf_counter()
+    xs, Fs, sub_gt = _simulate(gt_model, _control(spec, contact_gt, gt.x, times, spec.path), frame_dt, cfg.frames)
+    xs_n, Fs_n, _ = _simulate(gt_model, _control(spec, contact_gt, gt.x, times, spec.novel_path), frame_dt, cfg.frames)
+    t_sim = time.perf_counter() - t
+    say(f"{name}: GT simulated ({len(gt.x)} particles, grid {res_gt}, {sub_gt} substeps/frame) in {t_sim:.1f} s")
+
+    # the estimator's discretisation
+    est_model = make_model(est.x, est.volume, spec.density, E_est, spec.nu, _solver_config(spec, res_est))
+    true_control = _control(spec, contact_est, est.x, times, spec.path)
+    novel_control = _control(spec, contact_est, est.x, times, spec.novel_path)
+    sub_est = cfl_substeps(est_model, true_control, frame_dt, duration, est_model.config)
+
+    # the video
+    gauss = surface_gaussians(spec, cfg.gaussians, cfg.seed + index)
+    K, w2c = _look_at(xs.reshape(-1, 3), np.asarray(spec.view, np.float64), cfg.width, cfg.height)
+    t = time.perf_counter()
+    images, alpha, centres = render_video(gauss, gt.x, xs, Fs, K, w2c, cfg)
+    novel_centres = carried_centres(gauss, gt.x, xs_n, Fs_n)
+    t_render = time.perf_counter() - t
+    from physinteract.imageio import write_png
+
+    frames, masks = [], []
+    for i in range(len(images)):
+        f = f"frames/frame_{i:04d}.png"
+        m = f"masks/mask_{i:04d}.png"
+        write_png(folder / f, images[i])
+        write_png(folder / m, (alpha[i] > 0.5).astype(np.float64))
+        frames.append(f)
+        masks.append(m)
+
+    # the estimator's job
+    above = cfg.guess_above if cfg.guess_above is not None else index % 2 == 0
+    E_guess = float(np.mean(E_est)) * (cfg.guess_factor if above else 1.0 / cfg.guess_factor)
+    t0_times, t0_values = tracker_trajectory(true_control.times, true_control.values, duration, cfg, rng)
+    it = {"point_adherent": contract.Interaction(type="point_adherent", drive="velocity"),
+          "point_non_adherent": contract.Interaction(type="point_non_adherent", drive="velocity", collider_shape="sphere",
+                                                     collider_radius=spec.collider_radius, friction=spec.friction),
+          "surface_non_adherent": contract.Interaction(type="surface_non_adherent", drive="velocity", collider_shape="plane",
+                                                       plane_normal=(0.0, 0.0, 1.0), friction=spec.friction)}[spec.interaction]
+    n = len(est.x)
+    job = contract.Job(
+        particles=est.x, labels=est.labels, volume=est.volume,
+        E=np.full(n, E_guess), nu=np.full(n, 0.3), density=np.full(n, spec.density),
+        contact=contact_est, trajectory_times=t0_times, trajectory=t0_values, interaction=it,
+        fps=cfg.fps, frame_start=1, frame_end=1 + cfg.frames,
+        solver=contract.SolverSettings(grid_resolution=res_est, domain_min=est_model.config.domain_min,
+                                       domain_max=est_model.config.domain_max,
+                                       ground=spec.ground or contract.Ground()),
+        camera=contract.Camera(cfg.width, cfg.height, K, np.tile(w2c, (cfg.frames + 1, 1, 1))),
+        video=contract.Video(frames=frames, masks=masks),
+        point_sets=[contract.PointSet("gaussians", gauss["positions"], np.eye(4), rest_rotations=gauss["rotations"],
+                                      rest_scales=gauss["scales"], colors=gauss["colors"], opacities=gauss["opacities"])],
+        name=f"benchmark-{name}",
+        metadata={"benchmark": name, "background": list(BACKGROUND), "description": spec.description},
+    )
+    contract.write_job(job, folder)
+    size = float(np.linalg.norm(est.x.max(0) - est.x.min(0)))
+    gt_arrays = {
+        "E": E_est, "nu": np.full(n, spec.nu), "regions": spec.regions(est.x),
+        "trajectory_times": true_control.times, "trajectory": true_control.values,
+        "novel_trajectory_times": novel_control.times, "novel_trajectory": novel_control.values,
+        "observed_gaussians": centres, "novel_gaussians": novel_centres,
+        "alpha": alpha, "object_size": np.array(size),
+    }
+    contract.atomic_save_npz(folder / GT_FILE, gt_arrays)
+    info = {
+        "name": name, "description": spec.description, "interaction": spec.interaction,
+        "particles": n, "gt_particles": len(gt.x), "gaussians": len(gauss["positions"]),
+        "grid_resolution": res_est, "gt_grid_resolution": res_gt,
+        "substeps_per_frame": int(sub_est), "gt_substeps_per_frame": int(sub_gt),
+        "regions": int(len(np.unique(gt_arrays["regions"]))),
+        "E_range": [float(E_est.min()), float(E_est.max())], "E_guess": E_guess, "nu": spec.nu, "density": spec.density,
+        "frames": cfg.frames + 1, "object_size": size,
+        "seconds_simulate": round(t_sim, 2), "seconds_render": round(t_render, 2),
+        "seconds": round(time.perf_counter() - t_start, 2),
+        "config": {k: v for k, v in cfg.__dict__.items() if k != "extra"},
+    }
+    contract.atomic_write_text(folder / SCENE_FILE, json.dumps(info, indent=2) + "\n")
+    say(f"{name}: written to {folder} in {info['seconds']} s ({n} particles, {sub_est} substeps/frame at grid {res_est})")
+    return BuiltScene(name, folder, info)
+
+
+def carried_centres(gauss: dict[str, np.ndarray], rest: np.ndarray, xs: np.ndarray, Fs: np.ndarray) -> np.ndarray:
+    """Gaussian centres [F, V, 3] (m) carried by particles with rest positions ``rest`` [N, 3], positions xs [F, N, 3], F Fs."""
+    from physinteract.geometry.deform import interpolate_from_particles
+
+    return np.stack([interpolate_from_particles(gauss["positions"], rest, xs[f], Fs[f])[0] for f in range(len(xs))])
+
+
+def load_gt(folder: str | Path) -> dict[str, np.ndarray]:
+    """The ground truth written beside a scene's job (plain arrays, no pickles)."""
+    path = Path(folder) / GT_FILE
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            return {k: z[k] for k in z.files}
+    except (OSError, ValueError) as e:
+        raise ValueError(f"{path}: cannot read the benchmark ground truth: {e}") from e
+
+
+def load_info(folder: str | Path) -> dict[str, Any]:
+    path = Path(folder) / SCENE_FILE
+    try:
+        return dict(json.loads(path.read_text(encoding="utf-8")))
+    except (OSError, ValueError) as e:
+        raise ValueError(f"{path}: cannot read the scene summary: {e}") from e

@@ -1,0 +1,598 @@
+"""Joint estimation of the material field and the interaction (the paper's Sec. 3.4).
+
+Objective (Eqs. 4-5), over the frames t = 1..F of the input video:
+
+    L = 1/F sum_t [ L1(I_t, I^_t) + w_ssim (1 - SSIM(I_t, I^_t)) + w_mask ||M^_t - M_t||^2 ]
+        + w_smooth * mean_(i,j in kNN) (log E_i - log E_j)^2
+        + w_traj * ||T - T0||^2 / s^2
+
+with I^_t, M^_t the rendered image and silhouette of the simulated object, T the trajectory
+keyframes, T0 their initial value (from tracking) and s the object's size (so w_traj is scale
+free). Parameters: the material field (log E and bounded nu, see ``field.py``) and the keyframes.
+Optimiser: AdamW (decoupled weight decay 0 by default: neither log E nor a position has a
+meaningful zero to decay to) with cosine annealing, one learning rate per group.
+
+Before the gradient stage a forward-only scan over a uniform scale of E (``scan_decades`` either
+side of the initial guess) picks the start: the image loss of an oscillating or sagging object is
+not convex in E over decades (a wrong period aliases), while near the right value it is smooth.
+
+Modes: "joint" (material and trajectory), "material_only" (the trajectory stays T0: the
+paper's w/o-JO ablation) and "trajectory_only" (the material stays the job's).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import math
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from physinteract import contract
+from physinteract.estimate.field import FieldConfig, MaterialField
+from physinteract.estimate.losses import FrameLossWeights, frame_loss, knn_graph, psnr_np, smoothness_loss, ssim_np
+
+MODES = ("joint", "material_only", "trajectory_only")
+CHECKPOINT_FILE = "estimate_checkpoint.pt"
+SUMMARY_FILE = "estimate.json"
+
+
+@dataclass
+class EstimateConfig:
+    """Estimation settings (defaults documented; SI units).
+
+    Attributes:
+        mode: "joint", "material_only" or "trajectory_only".
+        iterations: gradient iterations at most (the job's solver.iterations when None).
+        lr_material: AdamW learning rate of log E (natural log: 0.1 moves E by about 10 %).
+        lr_nu: learning rate of the bounded-nu parameter (logit units).
+        lr_trajectory: learning rate of the keyframes, as a fraction of the object's size per step.
+        final_lr_ratio: the cosine schedule ends at this fraction of each learning rate.
+        weight_decay: AdamW's decoupled weight decay.
+        loss: per-frame image-loss weights (SSIM 0.2 and mask 1.0 by default).
+        w_smooth: weight of the material-field smoothness (log E over a kNN graph of particles).
+        smooth_edge: Charbonnier scale of the smoothness penalty in log E (0 = quadratic): flat
+            fields stay flat, region boundaries cost a bounded amount.
+        global_fraction: the first fraction of the iterations moves one value of E shared by all
+            particles (coarse to fine: the scale first, then its spatial variation).
+        w_traj: weight of ||T - T0||^2 / size^2.
+        smooth_k: neighbours in the smoothness graph.
+        scan_decades / scan_points / scan_max_decades: the forward-only scan of a uniform E scale
+            before the gradient stage: ``scan_points`` samples over +-``scan_decades``, extended
+            while the best is at an end, up to +-``scan_max_decades`` (0 decades switches it off);
+            "joint" and "material_only" only.
+        scan_regions / region_step / region_passes: then a coordinate search over this many
+            coarse regions, each trying E x 10^(+-region_step) (see ``region_scan``; 0 regions: off).
+        region_gain: a region's change is kept only when it lowers the image loss by this fraction;
+            below it the difference is within what a discretisation mismatch alone produces.
+        patience / tolerance: stop early when the loss has not improved by ``tolerance``
+            (relative) for ``patience`` iterations.
+        estimate_nu: optimise Poisson's ratio too (it is weakly observable in most videos).
+        field: the material-field parameterisation.
+        frame_stride: use every n-th frame of the video in the loss (1 = all).
+        resume: continue from the cache folder's checkpoint when it matches the job.
+        arch: Taichi arch override ("cpu", "cuda", "auto"), None = the job's.
+    """
+
+    mode: str = "joint"
+    iterations: int | None = None
+    lr_material: float = 0.12
+    lr_nu: float = 0.05
+    lr_trajectory: float = 0.01
+    final_lr_ratio: float = 0.1
+    weight_decay: float = 0.0
+    loss: FrameLossWeights = field(default_factory=FrameLossWeights)
+    w_smooth: float = 0.05
+    smooth_edge: float = 0.05
+    w_traj: float = 1.0
+    smooth_k: int = 8
+    global_fraction: float = 0.3
+    scan_decades: float = 1.0
+    scan_points: int = 5
+    scan_max_decades: float = 2.5
+    scan_regions: int = 4
+    region_step: float = 0.5
+    region_passes: int = 1
+    region_gain: float = 0.03
+    patience: int = 6
+    tolerance: float = 2e-3
+    estimate_nu: bool = True
+    field: FieldConfig = field(default_factory=FieldConfig)
+    frame_stride: int = 1
+    resume: bool = True
+    arch: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.mode not in MODES:
+            raise ValueError(f"EstimateConfig.mode: expected one of {MODES}, got {self.mode!r}")
+        if self.iterations is not None and self.iterations < 0:
+            raise ValueError(f"EstimateConfig.iterations: expected >= 0, got {self.iterations}")
+        if self.frame_stride < 1 or self.scan_points < 1 or self.patience < 1:
+            raise ValueError("EstimateConfig: frame_stride, scan_points and patience must be >= 1")
+
+
+@dataclass
+class EstimateResult:
+    """The estimate: material field [N] (Pa, -), trajectory keyframes, and how it went."""
+
+    E: np.ndarray
+    nu: np.ndarray
+    trajectory_times: np.ndarray
+    trajectory: np.ndarray
+    contact: np.ndarray
+    history: list[dict[str, Any]]
+    iterations: int
+    seconds: float
+    seconds_per_iteration: float
+    psnr: float
+    ssim: float
+    loss: float
+    mode: str
+    stopped: bool = False
+
+    def summary(self) -> dict[str, Any]:
+        logE = np.log10(self.E)
+        return {
+            "mode": self.mode, "iterations": self.iterations, "seconds": round(self.seconds, 3),
+            "seconds_per_iteration": round(self.seconds_per_iteration, 3), "psnr": self.psnr, "ssim": self.ssim,
+            "loss": self.loss, "stopped": self.stopped,
+            "E": {"min": float(self.E.min()), "median": float(np.median(self.E)), "max": float(self.E.max()),
+                  "log10_std": float(logE.std())},
+            "nu": {"min": float(self.nu.min()), "median": float(np.median(self.nu)), "max": float(self.nu.max())},
+            "trajectory_times": self.trajectory_times.tolist(), "trajectory": self.trajectory.tolist(),
+        }
+
+
+class Estimator:
+    """Analysis-by-synthesis for one job. Build, then ``run()``; ``evaluate()`` renders the fit."""
+
+    def __init__(self, job: contract.Job, config: EstimateConfig | None = None, folder: str | Path | None = None,
+                 observation: Any = None) -> None:
+        from physinteract.estimate.bridge import Simulator
+        from physinteract.estimate.scene import binding_from_job, load_observation
+        from physinteract.mpm.model import config_from_settings, control_from_job, model_from_job
+        from physinteract.mpm.runtime import ensure_taichi
+
+        self.job = job
+        self.config = cfg = config or EstimateConfig()
+        torch.set_num_threads(1)
+        scfg = config_from_settings(job.solver)
+        if cfg.arch is not None:
+            scfg.arch = cfg.arch
+        ensure_taichi(scfg.arch, scfg.precision)
+        self.observation = observation if observation is not None else load_observation(job, folder)
+        model = model_from_job(job, scfg)
+        model.tracers = np.zeros((0, 3))
+        self.control = control_from_job(job)
+        self.num_frames = job.num_frames - 1
+        if self.num_frames < 1:
+            raise ValueError(f"job '{job.name}': field 'frame_end': estimation needs at least two frames")
+        self.sim = Simulator(model, self.control, 1.0 / job.fps, self.num_frames, scfg)
+        self.binding = binding_from_job(job, self.observation)
+        self.field = MaterialField(job.particles, job.labels, job.E, job.nu, cfg.field)
+        self.T0 = torch.as_tensor(np.asarray(self.control.values, np.float64))
+        self.keys = torch.nn.Parameter(self.T0.clone())
+        lo, hi = job.particles.min(0), job.particles.max(0)
+        self.size = float(np.linalg.norm(hi - lo))
+        self.key_scale = self.size if job.interaction.drive == "velocity" else max(float(np.abs(self.T0).max()), 1e-6)
+        self.neighbours = knn_graph(torch.as_tensor(job.particles), min(cfg.smooth_k, len(job.particles) - 1))
+        self.frames = list(range(1, self.num_frames + 1, cfg.frame_stride))
+        if self.frames[-1] != self.num_frames:
+            self.frames.append(self.num_frames)
+        self.cameras = [self._camera(f) for f in range(self.num_frames + 1)]
+        self.history: list[dict[str, Any]] = []
+
+    def _camera(self, index: int) -> Any:
+        from physinteract.render import Camera
+
+        return Camera.from_contract(self.job.camera, index)
+
+    # ------------------------------------------------------------------ objective
+
+    def _image_loss(self, x: torch.Tensor, F: torch.Tensor, frames: list[int]) -> tuple[torch.Tensor, dict[str, float]]:
+        from physinteract.render import render
+
+        obs = self.observation
+        total = torch.zeros((), dtype=torch.float32)
+        sums = {"l1": 0.0, "ssim": 0.0, "mask": 0.0, "psnr": 0.0}
+        for f in frames:
+            out = render(self.binding.gaussians(x[f].float(), F[f].float()), self.cameras[f], background=obs.background)
+            mask = obs.masks[f] if obs.masks is not None else out.alpha.detach()
+            weights = self.config.loss if obs.masks is not None else FrameLossWeights(self.config.loss.ssim, 0.0)
+            loss, terms = frame_loss(out.rgb, obs.frames[f], out.alpha, mask, weights)
+            total = total + loss
+            for k in sums:
+                sums[k] += float(terms[k])
+        n = len(frames)
+        return total / n, {k: v / n for k, v in sums.items()}
+
+    def _params(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        log_E = self.field.log_E()
+        nu = self.field.nu() if self.config.estimate_nu else self.field.nu().detach()
+        keys = self.keys if self.config.mode != "material_only" else self.T0
+        return log_E, nu, keys
+
+    def objective(self, with_grad: bool = True) -> tuple[torch.Tensor, dict[str, float]]:
+        """The full loss at the current parameters (and its terms)."""
+        from physinteract.estimate.bridge import simulate
+
+        with torch.set_grad_enabled(with_grad):
+            log_E, nu, keys = self._params()
+            x, F = simulate(self.sim, log_E, nu, keys)
+            img, terms = self._image_loss(x, F, self.frames)
+            smooth = smoothness_loss(log_E, self.neighbours, self.config.smooth_edge)
+            traj = ((keys - self.T0) / self.key_scale).square().sum(-1).mean()
+            loss = img + self.config.w_smooth * smooth.float() + self.config.w_traj * traj.float()
+        terms.update(image=float(img.detach()), smooth=float(smooth.detach()), traj=float(traj.detach()), loss=float(loss.detach()),
+                     substeps=self.sim.substeps)
+        return loss, terms
+
+    def forward_loss(self) -> float:
+        """The image loss of the current parameters, forward only (the scan); inf when the simulation fails."""
+        from physinteract.mpm.rollout import SimulationError
+
+        with torch.no_grad():
+            log_E, nu, keys = self._params()
+            try:
+                roll = self.sim.rollout_for(np.exp(log_E.double().numpy()), nu.double().numpy(), keys.double().numpy(),
+                                            requires_grad=False)
+                xs = roll.forward()
+            except (SimulationError, ValueError):
+                return math.inf
+            Fs = np.stack([s.F for s in roll.checkpoints])
+            img, _ = self._image_loss(torch.as_tensor(xs), torch.as_tensor(Fs), self.frames)
+        return float(img)
+
+    # ------------------------------------------------------------------ stages
+
+    def scan(self, emit: Callable[..., None] | None = None) -> float:
+        """Forward-only search of a uniform factor on E; returns the chosen log10 factor.
+
+        Samples ``scan_points`` factors over +-``scan_decades``, extends the range by a step while
+        the best sample sits at its end (up to +-``scan_max_decades``), then refines the best one
+        with a parabola through it and its neighbours.
+        """
+        cfg = self.config
+        if cfg.scan_decades <= 0 or cfg.scan_points < 2 or cfg.mode == "trajectory_only":
+            return 0.0
+        z0 = self.field.z.detach().clone()
+        h = 2.0 * cfg.scan_decades / (cfg.scan_points - 1)
+        samples: dict[float, float] = {}
+
+        def sample(d: float) -> None:
+            with torch.no_grad():
+                self.field.z.copy_(z0 + d * math.log(10.0))
+                self.field.clamp_()
+            samples[d] = self.forward_loss()
+            if emit is not None:
+                emit("scan", step=len(samples), log10_factor=round(d, 4), loss=samples[d], substeps=self.sim.substeps)
+
+        for d in np.linspace(-cfg.scan_decades, cfg.scan_decades, cfg.scan_points):
+            sample(float(d))
+        while True:
+            offsets = sorted(samples)
+            best = min(offsets, key=lambda o: samples[o])
+            if best == offsets[0] and best - h >= -cfg.scan_max_decades - 1e-9:
+                sample(best - h)
+            elif best == offsets[-1] and best + h <= cfg.scan_max_decades + 1e-9:
+                sample(best + h)
+            else:
+                break
+        offsets = sorted(samples)
+        i = offsets.index(best)
+        d = best
+        if 0 < i < len(offsets) - 1:
+            l0, l1, l2 = samples[offsets[i - 1]], samples[best], samples[offsets[i + 1]]
+            den = l0 - 2 * l1 + l2
+            if math.isfinite(l0) and math.isfinite(l2) and den > 0:
+                d += float(np.clip(0.5 * h * (l0 - l2) / den, -0.5 * h, 0.5 * h))
+        with torch.no_grad():
+            self.field.z.copy_(z0 + d * math.log(10.0))
+            self.field.clamp_()
+        return d
+
+    def region_scan(self, emit: Callable[..., None] | None = None) -> list[float]:
+        """Forward-only coordinate search over coarse regions, after the uniform scan.
+
+        The control points are split into ``scan_regions`` regions (k-means on their rest
+        positions); each region in turn tries its E times 10^(+-region_step) and keeps a change
+        that lowers the image loss; ``region_passes`` sweeps. This finds stiffness contrasts that a
+        gradient started from a uniform field can miss (the loss has shallow ridges between a
+        uniform field and a two-region one). Returns the log10 factor chosen per region.
+        """
+        cfg = self.config
+        R = min(cfg.scan_regions, self.field.num_controls)
+        if R < 2 or cfg.region_passes < 1 or cfg.mode == "trajectory_only":
+            return []
+        labels = _kmeans(self.job.particles[self.field.control], R)
+        factors = [0.0] * R
+        current = self.forward_loss()
+        step = cfg.region_step * math.log(10.0)
+        for _ in range(cfg.region_passes):
+            changed = False
+            for r in range(R):
+                sel = torch.as_tensor(labels == r)
+                for sign in (-1.0, 1.0):
+                    with torch.no_grad():
+                        self.field.z[sel] += sign * step
+                    trial = self.forward_loss()
+                    if emit is not None:
+                        emit("region_scan", region=r, regions=R, log10_factor=factors[r] + sign * cfg.region_step, loss=trial,
+                             best=current)
+                    if trial < current * (1.0 - cfg.region_gain):
+                        current = trial
+                        factors[r] += sign * cfg.region_step
+                        changed = True
+                        break
+                    with torch.no_grad():
+                        self.field.z[sel] -= sign * step
+            if not changed:
+                break
+        self.field.clamp_()
+        return factors
+
+    def _optimizer(self, iterations: int) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler]:
+        cfg = self.config
+        groups: list[dict[str, Any]] = []
+        if cfg.mode != "trajectory_only":
+            groups.append({"params": [self.field.z], "lr": cfg.lr_material, "name": "log_E"})
+            if cfg.estimate_nu:
+                groups.append({"params": [self.field.theta], "lr": cfg.lr_nu, "name": "nu"})
+        if cfg.mode != "material_only":
+            groups.append({"params": [self.keys], "lr": cfg.lr_trajectory * self.key_scale, "name": "trajectory"})
+        opt = torch.optim.AdamW(groups, weight_decay=cfg.weight_decay)
+        r, total = cfg.final_lr_ratio, max(1, iterations)
+
+        def cosine(step: int) -> float:  # from 1 down to r, each group relative to its own rate
+            return r + (1.0 - r) * 0.5 * (1.0 + math.cos(math.pi * min(step, total) / total))
+
+        return opt, torch.optim.lr_scheduler.LambdaLR(opt, cosine)
+
+    def fingerprint(self) -> str:
+        """Identifies the job and settings a checkpoint belongs to."""
+        h = hashlib.sha256()
+        for a in (self.job.particles, self.job.contact, self.job.trajectory, self.job.E, self.job.nu):
+            h.update(np.ascontiguousarray(a).tobytes())
+        h.update(json.dumps(asdict(self.config), sort_keys=True, default=str).encode())
+        return h.hexdigest()[:16]
+
+    def run(
+        self,
+        cache_folder: str | Path | None = None,
+        progress: Callable[[dict[str, Any]], None] | None = None,
+        should_stop: Callable[[], bool] | None = None,
+    ) -> EstimateResult:
+        """Scan, then AdamW with cosine annealing and early stopping. With ``cache_folder`` a
+        checkpoint is written after every iteration and progress events go to its events.jsonl."""
+        cfg = self.config
+        t_start = time.perf_counter()
+        iterations = cfg.iterations if cfg.iterations is not None else int(self.job.solver.iterations)
+        events = contract.EventLog(Path(cache_folder) / contract.cache.EVENTS_FILE) if cache_folder is not None else None
+
+        def emit(event: str, **fields: Any) -> None:
+            ev = events.emit(event, **fields) if events is not None else {"event": event, **fields}
+            if progress is not None:
+                progress(ev)
+
+        ckpt_path = Path(cache_folder) / CHECKPOINT_FILE if cache_folder is not None else None
+        opt, sched = self._optimizer(iterations)
+        start_it, best = 0, {"loss": math.inf, "z": None, "theta": None, "keys": None, "iteration": -1}
+        resumed = False
+        if ckpt_path is not None and cfg.resume and ckpt_path.is_file():
+            state = self._load_checkpoint(ckpt_path)
+            if state is not None:
+                self.field.load_state_dict(state["field"])
+                with torch.no_grad():
+                    self.keys.copy_(state["keys"])
+                opt.load_state_dict(state["optimizer"])
+                sched.load_state_dict(state["scheduler"])
+                start_it = int(state["iteration"])
+                self.history = json.loads(state["history"])
+                best = {"loss": float(state["best_loss"]), "z": state["best_z"], "theta": state["best_theta"],
+                        "keys": state["best_keys"], "iteration": int(state["best_iteration"])}
+                resumed = True
+        emit("start", mode=cfg.mode, iterations=iterations, particles=int(len(self.job.particles)),
+             gaussians=len(self.binding), frames=len(self.frames), controls=self.field.num_controls,
+             resumed=resumed, start_iteration=start_it)
+        if not resumed:
+            d = self.scan(emit)
+            factors = self.region_scan(emit)
+            if cfg.mode != "trajectory_only" and cfg.scan_decades > 0:
+                emit("scan_done", log10_factor=d, region_factors=factors,
+                     E_median=float(np.exp(np.median(self.field.log_E().detach().numpy()))))
+        stopped = False
+        stale = 0
+        it = start_it
+        for it in range(start_it, iterations):
+            if should_stop is not None and should_stop():
+                stopped = True
+                break
+            t0 = time.perf_counter()
+            opt.zero_grad()
+            loss, terms = self.objective()
+            if not math.isfinite(float(loss.detach())):
+                raise FloatingPointError(f"estimation: the loss became {float(loss.detach())} at iteration {it}")
+            value = float(loss.detach())
+            if value < best["loss"] * (1.0 - cfg.tolerance):
+                stale = 0
+            else:
+                stale += 1
+            if value < best["loss"]:
+                best = {"loss": value, "z": self.field.z.detach().clone(), "theta": self.field.theta.detach().clone(),
+                        "keys": self.keys.detach().clone(), "iteration": it}
+            loss.backward()
+            if it < int(cfg.global_fraction * iterations) and self.field.z.grad is not None:
+                self.field.z.grad.fill_(float(self.field.z.grad.mean()))
+            opt.step()
+            sched.step()
+            self.field.clamp_()
+            dt = time.perf_counter() - t0
+            E_med = float(np.exp(np.median(self.field.log_E().detach().numpy())))
+            rec = {"iteration": it + 1, "seconds": round(dt, 3), "E_median": E_med, **{k: _round(v) for k, v in terms.items()}}
+            self.history.append(rec)
+            done = it + 1 - start_it
+            eta = (time.perf_counter() - t_start) / max(done, 1) * (iterations - it - 1)
+            emit("progress", iterations=iterations, eta_s=round(eta, 1), fraction=(it + 1) / iterations, **rec)
+            if ckpt_path is not None:
+                self._save_checkpoint(ckpt_path, it + 1, opt, sched, best)
+            if stale >= cfg.patience:
+                emit("early_stop", iteration=it + 1, best_iteration=best["iteration"] + 1)
+                it += 1
+                break
+        else:
+            it = iterations
+        # restore the best parameters seen
+        if best["z"] is not None:
+            with torch.no_grad():
+                self.field.z.copy_(best["z"])
+                self.field.theta.copy_(best["theta"])
+                self.keys.copy_(best["keys"])
+        done_iters = len(self.history)
+        fit = self.evaluate()
+        seconds = time.perf_counter() - t_start
+        grad_seconds = sum(h["seconds"] for h in self.history)
+        with torch.no_grad():
+            log_E, nu, keys = self._params()
+        result = EstimateResult(
+            E=np.exp(log_E.double().numpy()), nu=nu.double().numpy(), trajectory_times=np.asarray(self.control.times),
+            trajectory=keys.detach().double().numpy().copy(), contact=np.asarray(self.control.contact),
+            history=list(self.history), iterations=done_iters, seconds=seconds,
+            seconds_per_iteration=grad_seconds / max(done_iters, 1), psnr=fit["psnr"], ssim=fit["ssim"],
+            loss=fit["loss"], mode=cfg.mode, stopped=stopped,
+        )
+        self.fit = fit
+        return result
+
+    def evaluate(self) -> dict[str, Any]:
+        """Forward rollout at the current parameters: positions, rendered frames, PSNR/SSIM on every input frame."""
+        from physinteract.render import render
+
+        with torch.no_grad():
+            log_E, nu, keys = self._params()
+            roll = self.sim.rollout_for(np.exp(log_E.double().numpy()), nu.double().numpy(), keys.double().numpy(),
+                                        requires_grad=False)
+            xs = roll.forward()
+            Fs = np.stack([s.F for s in roll.checkpoints])
+            obs = self.observation
+            psnrs, ssims, images = [], [], []
+            for f in range(1, self.num_frames + 1):
+                g = self.binding.gaussians(torch.as_tensor(xs[f], dtype=torch.float32), torch.as_tensor(Fs[f], dtype=torch.float32))
+                img = render(g, self.cameras[f], background=obs.background).rgb.numpy()
+                target = obs.frames[f].numpy()
+                psnrs.append(psnr_np(img, target))
+                ssims.append(ssim_np(img, target))
+                images.append(img)
+            loss, _ = self._image_loss(torch.as_tensor(xs), torch.as_tensor(Fs), self.frames)
+        return {"positions": xs, "F": Fs, "images": images, "psnr": float(np.mean(psnrs)), "ssim": float(np.mean(ssims)),
+                "loss": float(loss)}
+
+    # ------------------------------------------------------------------ checkpoints
+
+    def _save_checkpoint(self, path: Path, iteration: int, opt: torch.optim.Optimizer,
+                         sched: torch.optim.lr_scheduler.LRScheduler, best: dict[str, Any]) -> None:
+        state = {
+            "fingerprint": self.fingerprint(), "iteration": iteration, "field": self.field.state_dict(),
+            "keys": self.keys.detach().clone(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
+            "history": json.dumps(self.history), "best_loss": best["loss"], "best_z": best["z"],
+            "best_theta": best["theta"], "best_keys": best["keys"], "best_iteration": best["iteration"],
+        }
+        buf = io.BytesIO()
+        torch.save(state, buf)
+        contract.atomic_write_bytes(path, buf.getvalue())
+
+    def _load_checkpoint(self, path: Path) -> dict[str, Any] | None:
+        try:
+            state = torch.load(io.BytesIO(path.read_bytes()), weights_only=True)
+        except Exception as e:  # a damaged checkpoint: start over rather than fail
+            print(f"physinteract estimate: ignoring the unreadable checkpoint {path}: {e}", file=sys.stderr)
+            return None
+        if not isinstance(state, dict) or state.get("fingerprint") != self.fingerprint():
+            return None
+        return state
+
+
+def _kmeans(points: np.ndarray, k: int, iterations: int = 20) -> np.ndarray:
+    """Labels [P] of ``k`` clusters of ``points`` [P, 3] (Lloyd's algorithm from farthest-point seeds)."""
+    from physinteract.estimate.field import farthest_points
+
+    centres = points[farthest_points(points, k)]
+    labels = np.zeros(len(points), np.int64)
+    for _ in range(iterations):
+        labels = np.argmin(((points[:, None, :] - centres[None]) ** 2).sum(-1), axis=1)
+        new = np.stack([points[labels == j].mean(0) if np.any(labels == j) else centres[j] for j in range(k)])
+        if np.allclose(new, centres):
+            break
+        centres = new
+    return labels
+
+
+def _round(v: Any) -> Any:
+    return round(v, 6) if isinstance(v, float) else v
+
+
+def estimate_job(
+    job: contract.Job,
+    cache_folder: str | Path | None,
+    config: EstimateConfig | None = None,
+    *,
+    job_folder: str | Path | None = None,
+    progress: Callable[[dict[str, Any]], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> EstimateResult:
+    """Estimate ``job``'s material field and trajectory from its video; write an "estimate" cache.
+
+    The cache holds the fitted motion (point set "particles", plus the job's point sets moved with
+    the particles), the material (material_E.npy, material_nu.npy), the estimated trajectory and
+    a summary (estimate.json), the checkpoint that lets an interrupted run resume, and
+    events.jsonl (start, scan, progress with losses and ETA, done). Video paths are resolved
+    against ``job_folder``.
+    """
+    if cache_folder is None:
+        est = Estimator(job, config, job_folder)
+        return est.run(None, progress, should_stop)
+    cache = Path(cache_folder)
+    cache.mkdir(parents=True, exist_ok=True)
+    events = contract.EventLog(cache / contract.cache.EVENTS_FILE)
+    try:
+        est = Estimator(job, config, job_folder)
+        result = est.run(cache, progress, should_stop)
+        write_estimate_cache(cache, job, est, result)
+    except BaseException as e:
+        msg = f"{type(e).__name__}: {e}" if not isinstance(e, KeyboardInterrupt) else "interrupted"
+        events.emit("error", message=msg)
+        raise
+    events.emit("done", **{k: v for k, v in result.summary().items() if k not in ("trajectory", "trajectory_times")})
+    return result
+
+
+def write_estimate_cache(cache: Path, job: contract.Job, est: Estimator, result: EstimateResult) -> None:
+    """Write the fitted frames, the material, trajectory and summary into the cache folder."""
+    from physinteract.geometry import interpolate_from_particles
+
+    fit = est.fit
+    sets = [contract.PointSetInfo("particles", len(job.particles))]
+    for ps in job.point_sets:
+        sets.append(contract.PointSetInfo(ps.name, len(ps.rest_positions),
+                                          world_to_object=np.linalg.inv(np.asarray(ps.object_to_world, np.float64))))
+    writer = contract.CacheWriter(cache, kind="estimate", fps=job.fps, frame_start=job.frame_start, frame_end=job.frame_end,
+                                  point_sets=sets, job=job.name, metadata={"mode": result.mode})
+    for i in range(job.num_frames):
+        x = fit["positions"][i]
+        data: dict[str, dict[str, np.ndarray]] = {"particles": {"positions": x}}
+        for ps in job.point_sets:
+            px, _ = interpolate_from_particles(ps.rest_positions, job.particles, x, fit["F"][i])
+            data[ps.name] = {"positions": px}
+        writer.write_frame(job.frame_start + i, data)
+    writer.write_material(result.E, result.nu)
+    contract.atomic_save_npy(cache / "estimate_trajectory.npy", result.trajectory)
+    contract.atomic_save_npy(cache / "estimate_trajectory_times.npy", result.trajectory_times)
+    contract.atomic_write_json(cache / SUMMARY_FILE, {**result.summary(), "history": result.history})
+    writer.finish("cancelled" if result.stopped else "complete", "stopped by request" if result.stopped else "")

@@ -1,0 +1,174 @@
+"""What the estimator compares: the observed video, and the Gaussians it renders.
+
+``Observation`` holds the input frames and silhouettes of a job (PNG files, one per frame of
+the frame range, the first one the rest state). ``GaussianBinding`` ties the object's Gaussians
+to the simulation particles: each Gaussian follows the particles around it,
+
+    x_g = sum_j w_gj (x_j + F_j (X_g - X_j)),   F_g = sum_j w_gj F_j,   Sigma_g = F_g Sigma_g^0 F_g^T,
+
+with fixed weights w_gj from the rest configuration (a smooth kernel over the k nearest
+particles), so an affine motion of the particles moves the Gaussians exactly and the image
+gradients reach the particles' positions and deformation gradients.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from physinteract import contract
+from physinteract.render import Camera, GaussianBatch, covariance_from_quat_scale
+
+
+@dataclass
+class Observation:
+    """The input video of a job.
+
+    Attributes:
+        frames: [F+1, H, W, 3] colours in [0, 1]; index 0 is the rest frame (frame_start).
+        masks: [F+1, H, W] object silhouettes in [0, 1], or None when the job has no masks.
+        background: [3] colour behind the object (median of the rest frame outside the object).
+    """
+
+    frames: Tensor
+    masks: Tensor | None
+    background: Tensor
+
+    @property
+    def size(self) -> tuple[int, int]:
+        return int(self.frames.shape[2]), int(self.frames.shape[1])
+
+
+def load_observation(job: contract.Job, folder: str | Path | None = None, dtype: torch.dtype = torch.float32) -> Observation:
+    """Read the job's video frames and masks (paths relative to the job ``folder``)."""
+    from physinteract.imageio import read_png
+
+    video = job.video
+    if video is None or not video.frames:
+        raise ValueError(f"job '{job.name}': field 'video.frames': expected one image per frame to estimate from, got none")
+    if len(video.frames) != job.num_frames:
+        raise ValueError(f"job '{job.name}': field 'video.frames': expected {job.num_frames} frames "
+                         f"({job.frame_start}..{job.frame_end}), got {len(video.frames)}")
+    if job.camera is None:
+        raise ValueError(f"job '{job.name}': field 'camera': the estimator needs the camera the video was taken with")
+
+    def path(p: str) -> Path:
+        return contract.resolve_path(folder, p) if folder is not None else Path(p)
+
+    W, H = int(job.camera.width), int(job.camera.height)
+    frames = []
+    for i, p in enumerate(video.frames):
+        img = read_png(path(p))
+        if img.ndim == 2:
+            img = np.repeat(img[..., None], 3, axis=2)
+        if img.shape[:2] != (H, W):
+            raise ValueError(f"{path(p)}: field 'video.frames[{i}]': expected a {W}x{H} image (the camera's size), "
+                             f"got {img.shape[1]}x{img.shape[0]}")
+        frames.append(img[..., :3])
+    masks = None
+    if video.masks:
+        if len(video.masks) != job.num_frames:
+            raise ValueError(f"job '{job.name}': field 'video.masks': expected {job.num_frames} masks, got {len(video.masks)}")
+        ms = []
+        for i, p in enumerate(video.masks):
+            m = read_png(path(p))
+            m = m.mean(axis=2) if m.ndim == 3 else m
+            if m.shape != (H, W):
+                raise ValueError(f"{path(p)}: field 'video.masks[{i}]': expected a {W}x{H} mask, got {m.shape[1]}x{m.shape[0]}")
+            ms.append(m)
+        masks = torch.as_tensor(np.stack(ms), dtype=dtype)
+    rgb = np.stack(frames)
+    if masks is not None:
+        outside = masks[0].numpy() < 0.5
+    else:
+        outside = np.zeros((H, W), bool)
+        outside[[0, -1], :] = True
+        outside[:, [0, -1]] = True
+    bg = np.median(rgb[0][outside], axis=0) if outside.any() else np.zeros(3)
+    return Observation(torch.as_tensor(rgb, dtype=dtype), masks, torch.as_tensor(bg, dtype=dtype))
+
+
+class GaussianBinding:
+    """The object's Gaussians, bound to the simulation particles.
+
+    Args:
+        means: [G, 3] rest centres (m, world).  covariances: [G, 3, 3] rest covariances (m^2).
+        colors: [G, 3] linear RGB.  opacities: [G].
+        particles: [N, 3] particle rest positions (m, world).
+        k: particles each Gaussian follows.
+    """
+
+    def __init__(self, means: np.ndarray, covariances: np.ndarray, colors: np.ndarray, opacities: np.ndarray,
+                 particles: np.ndarray, k: int = 8, dtype: torch.dtype = torch.float32) -> None:
+        from physinteract.geometry.neighbors import knn
+
+        X = np.asarray(particles, np.float64)
+        Xg = np.asarray(means, np.float64)
+        dist, idx = knn(Xg, X, min(k, len(X)))
+        h = dist[:, -1:] * 1.5 + 1e-12
+        w = np.clip(1.0 - (dist / h) ** 2, 0.0, None) ** 2
+        w /= w.sum(1, keepdims=True)
+        self.index = torch.as_tensor(idx)  # [G, k]
+        self.weight = torch.as_tensor(w, dtype=dtype)  # [G, k]
+        self.offset = torch.as_tensor(Xg[:, None, :] - X[idx], dtype=dtype)  # [G, k, 3] X_g - X_j
+        self.covariances = torch.as_tensor(np.asarray(covariances, np.float64), dtype=dtype)
+        self.colors = torch.as_tensor(np.asarray(colors, np.float64), dtype=dtype)
+        self.opacities = torch.as_tensor(np.asarray(opacities, np.float64), dtype=dtype)
+        self.rest_means = torch.as_tensor(Xg, dtype=dtype)
+
+    def __len__(self) -> int:
+        return int(self.rest_means.shape[0])
+
+    def gaussians(self, x: Tensor, F: Tensor) -> GaussianBatch:
+        """The Gaussians when the particles are at ``x`` [N, 3] with deformation gradients ``F`` [N, 3, 3]."""
+        Fj = F[self.index]  # [G, k, 3, 3]
+        pred = x[self.index] + (Fj @ self.offset.unsqueeze(-1)).squeeze(-1)  # [G, k, 3]
+        w = self.weight.unsqueeze(-1)
+        means = (w * pred).sum(1)
+        Fg = (w.unsqueeze(-1) * Fj).sum(1)  # [G, 3, 3]
+        cov = Fg @ self.covariances @ Fg.transpose(-1, -2)
+        return GaussianBatch(means=means, colors=self.colors, opacities=self.opacities, covariances=cov)
+
+
+def binding_from_job(job: contract.Job, observation: Observation | None = None, k: int = 8,
+                     dtype: torch.dtype = torch.float32) -> GaussianBinding:
+    """The Gaussians a job is rendered with.
+
+    The first point set with colours is the object's Gaussians (a 3DGS reconstruction). Without
+    one, every surface particle becomes an isotropic Gaussian (std = half the particle spacing)
+    whose colour is sampled from the rest frame of ``observation`` where it projects.
+    """
+    for ps in job.point_sets:
+        if ps.colors is None:
+            continue
+        g = len(ps.rest_positions)
+        quats = ps.rest_rotations if ps.rest_rotations is not None else np.tile([1.0, 0.0, 0.0, 0.0], (g, 1))
+        if ps.rest_scales is None:
+            raise ValueError(f"job '{job.name}': field 'point_sets.{ps.name}.scales': Gaussians with colours need scales")
+        cov = covariance_from_quat_scale(torch.as_tensor(quats, dtype=torch.float64),
+                                         torch.as_tensor(ps.rest_scales, dtype=torch.float64)).numpy()
+        opac = ps.opacities if ps.opacities is not None else np.full(g, 0.99)
+        return GaussianBinding(ps.rest_positions, cov, ps.colors, opac, job.particles, k, dtype)
+    surface = np.flatnonzero(job.labels == contract.SURFACE)
+    pts = job.particles[surface]
+    sigma = 0.5 * float(np.cbrt(np.median(job.volume[surface])))
+    cov = np.tile(np.eye(3) * sigma**2, (len(pts), 1, 1))
+    colors = np.full((len(pts), 3), 0.7)
+    if observation is not None and job.camera is not None:
+        cam = Camera.from_contract(job.camera, 0, dtype=torch.float64)
+        p = pts @ cam.world_to_camera[:3, :3].numpy().T + cam.world_to_camera[:3, 3].numpy()
+        K = cam.K.numpy()
+        z = np.maximum(p[:, 2], 1e-9)
+        u = np.floor(K[0, 0] * p[:, 0] / z + K[0, 2]).astype(int)
+        v = np.floor(K[1, 1] * p[:, 1] / z + K[1, 2]).astype(int)
+        W, H = observation.size
+        ok = (p[:, 2] > 0) & (u >= 0) & (u < W) & (v >= 0) & (v < H)
+        img = observation.frames[0].double().numpy()
+        if ok.any():
+            colors[ok] = img[v[ok], u[ok]]
+            colors[~ok] = colors[ok].mean(0)
+    return GaussianBinding(pts, cov, colors, np.full(len(pts), 0.95), job.particles, k, dtype)

@@ -1,0 +1,123 @@
+"""Benchmark scenes: valid jobs with the stated material, interaction, video and ground truth."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from physinteract import contract
+from physinteract.benchmark import scenes as S
+from physinteract.imageio import read_png
+from physinteract.mpm import spline
+
+
+def test_every_scene_builds_a_valid_job_whose_arrays_round_trip(quick_scenes: dict[str, Path]):
+    assert set(quick_scenes) == set(S.SCENES) and len(S.SCENES) == 8
+    for name, folder in quick_scenes.items():
+        job = contract.read_job(folder)
+        again = folder.parent / f"{name}_copy"
+        assert job.video is not None
+        job.video = contract.Video([str(folder / f) for f in job.video.frames], [str(folder / m) for m in job.video.masks])
+        contract.write_job(job, again)
+        back = contract.read_job(again)
+        np.testing.assert_array_equal(back.particles, job.particles)
+        np.testing.assert_array_equal(back.contact, job.contact)
+        assert len(job.contact) > 0
+        assert job.point_sets[0].colors is not None and job.point_sets[0].opacities is not None
+        assert job.point_sets[0].rest_rotations is not None and job.point_sets[0].rest_scales is not None
+        assert job.interaction.type == S.SCENES[name]().interaction
+
+
+def test_gt_stiffness_is_soft_and_at_least_three_scenes_have_regions_2_to_4x_apart(quick_scenes: dict[str, Path]):
+    multi = 0
+    for name, folder in quick_scenes.items():
+        gt = S.load_gt(folder)
+        job = contract.read_job(folder)
+        assert gt["E"].shape == (len(job.particles),)
+        assert 1e4 <= gt["E"].min() and gt["E"].max() <= 3e5, name
+        assert np.all((gt["nu"] >= 0.2) & (gt["nu"] <= 0.45)) and 200 <= job.density[0] <= 1200
+        labels = np.unique(gt["regions"])
+        if len(labels) >= 2:
+            means = [gt["E"][gt["regions"] == r].mean() for r in labels]
+            assert 2.0 <= max(means) / min(means) <= 4.0, name
+            assert all(np.sum(gt["regions"] == r) >= 10 for r in labels), name
+            multi += 1
+        # the initial guess is homogeneous and 5x off the GT mean
+        assert np.ptp(job.E) == 0
+        ratio = job.E[0] / gt["E"].mean()
+        assert ratio == pytest.approx(5.0) or ratio == pytest.approx(0.2), name
+    assert multi >= 3
+
+
+def test_tracker_trajectory_T0_differs_from_the_truth_by_millimetres_not_decimetres(quick_scenes: dict[str, Path]):
+    for name, folder in quick_scenes.items():
+        job, gt = contract.read_job(folder), S.load_gt(folder)
+        t = np.linspace(0.0, gt["trajectory_times"][-1], 20)
+        p0, _ = spline.evaluate(job.trajectory_times, job.trajectory, t)
+        p, _ = spline.evaluate(gt["trajectory_times"], gt["trajectory"], t)
+        err = np.linalg.norm(p0 - p, axis=1)
+        assert err.max() > 1e-3, name
+        assert err.max() < 0.1, name
+
+
+def test_video_frames_show_the_object_and_masks_are_the_supersampled_coverage(quick_scenes: dict[str, Path]):
+    bg = np.asarray(S.BACKGROUND)
+    for name, folder in quick_scenes.items():
+        job, gt = contract.read_job(folder), S.load_gt(folder)
+        assert job.video is not None and len(job.video.frames) == job.num_frames == len(job.video.masks)
+        for i, (f, m) in enumerate(zip(job.video.frames, job.video.masks)):
+            img, mask = read_png(folder / f), read_png(folder / m)
+            assert img.shape == (job.camera.height, job.camera.width, 3) and mask.shape == img.shape[:2]
+            np.testing.assert_array_equal(mask > 0.5, gt["alpha"][i] > 0.5)
+            share = (mask > 0.5).mean()
+            assert 0.005 < share < 0.6, (name, i, share)
+            differs = np.abs(img - bg).max(axis=2) > 0.05  # above the 0.005 noise
+            inside = mask > 0.5
+            assert differs[inside].mean() > 0.9 and differs[~inside].mean() < 0.05, (name, i)
+
+
+def test_ball_centre_of_mass_falls_with_g_before_touching_the_ground(quick_scenes: dict[str, Path]):
+    """Free fall: the Gaussians' mean drops 0.5 g t^2 in the first frame (contact comes after ~2 frames)."""
+    job, gt = contract.read_job(quick_scenes["bouncing_ball"]), S.load_gt(quick_scenes["bouncing_ball"])
+    c = gt["observed_gaussians"].mean(axis=1)  # [F, 3]
+    t = 1.0 / job.fps
+    assert c[0, 2] - c[1, 2] == pytest.approx(0.5 * 9.81 * t * t, rel=0.05)
+    np.testing.assert_allclose(c[1, :2], c[0, :2], atol=1e-4)
+    # later it is stopped by the plane: the lowest Gaussian never goes far below z = 0
+    assert gt["observed_gaussians"][..., 2].min() > -0.01
+
+
+def test_grasped_end_of_the_rope_follows_the_trajectory(quick_scenes: dict[str, Path]):
+    """Point adherent: the Gaussians on the grasped end move with the trajectory's displacement p(t) - p(0)."""
+    folder = quick_scenes["hemp_rope"]
+    job, gt = contract.read_job(folder), S.load_gt(folder)
+    rest = job.point_sets[0].rest_positions
+    end = rest[:, 0] > 0.135
+    t = np.arange(job.num_frames) / job.fps
+    p, _ = spline.evaluate(gt["trajectory_times"], gt["trajectory"], t)
+    moved = gt["observed_gaussians"][:, end].mean(axis=1) - rest[end].mean(axis=0)
+    np.testing.assert_allclose(moved, p - p[0], atol=4e-3)
+    assert np.linalg.norm(p[-1] - p[0]) > 0.02  # the end really moved
+    # the free end sags under gravity, below the grasped end
+    free = rest[:, 0] < -0.12
+    assert gt["observed_gaussians"][-1, free, 2].mean() < rest[free, 2].mean() - 0.01
+
+
+def test_full_size_scenes_need_at_most_60_cfl_substeps_per_frame_at_the_estimator_resolution():
+    """dt <= cfl dx / max(c_p, v_max): the GT material must keep the estimator's forward pass cheap."""
+    from physinteract.mpm.model import make_model
+    from physinteract.mpm.solver import cfl_substeps
+
+    cfg = S.BuildConfig()
+    for name, make in S.SCENES.items():
+        spec = make()
+        lo, hi = np.asarray(spec.lo), np.asarray(spec.hi)
+        h = (S._solid_volume(spec.sdf, lo, hi) / spec.particles) ** (1 / 3)
+        est = S.fill_sdf(spec.sdf, lo, hi, h, np.full(3, 0.5))
+        assert 1000 <= len(est.x) <= 2500, name
+        model = make_model(est.x, est.volume, spec.density, spec.E(est.x), spec.nu, S._solver_config(spec, spec.grid_resolution))
+        duration = cfg.frames / cfg.fps
+        control = S._control(spec, np.flatnonzero(spec.contact(est.x)), est.x, np.asarray(spec.times_frac) * duration, spec.path)
+        assert cfl_substeps(model, control, 1 / cfg.fps, duration, model.config) <= 60, name

@@ -1,0 +1,182 @@
+"""Joint estimation: the torch <-> Taichi bridge, the field parameterisation, and end to end."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+
+def _block(n: tuple[int, int, int], spacing: float, corner: tuple[float, float, float]) -> np.ndarray:
+    idx = np.stack(np.meshgrid(*[np.arange(k) for k in n], indexing="ij"), -1).reshape(-1, 3)
+    return (idx + 0.5) * spacing + np.asarray(corner)
+
+
+def test_bridge_gradients_match_finite_differences():
+    """d(loss)/d(log E, nu, keyframes) through the autograd Function equals central differences of the rollout."""
+    from physinteract.estimate.bridge import Simulator, simulate
+    from physinteract.mpm import Control, SolverConfig, make_model
+    from physinteract.mpm.runtime import ensure_taichi
+
+    ensure_taichi("cpu", "f64")
+    x = _block((8, 3, 3), 0.01, (0.0, 0.0, 0.2))
+    contact = np.flatnonzero(x[:, 0] > 0.065)
+    model = make_model(x, 1e-6, 400.0, 3e4, 0.3, SolverConfig(grid_resolution=16, precision="f64", backward_segment=8))
+    times = np.array([0.0, 1 / 24, 2 / 24])
+    keys = x[contact].mean(0) + np.array([[0, 0, 0], [0.0, 0.0, 0.01], [0.01, 0.0, 0.015]])
+    sim = Simulator(model, Control("point_adherent", "velocity", contact, times, keys), 1 / 24, 2)
+    rng = np.random.default_rng(0)
+    wx = torch.as_tensor(rng.normal(size=(3, len(x), 3)))
+    wF = torch.as_tensor(rng.normal(size=(3, len(x), 3, 3)))
+
+    def loss(log_E, nu, k):
+        xs, Fs = simulate(sim, log_E, nu, k)
+        return (wx * xs).sum() + 0.1 * (wF * Fs).sum()
+
+    n = len(x)
+    log_E = torch.full((n,), np.log(3e4), dtype=torch.float64, requires_grad=True)
+    nu = torch.full((n,), 0.3, dtype=torch.float64, requires_grad=True)
+    k = torch.as_tensor(keys, dtype=torch.float64).requires_grad_(True)
+    loss(log_E, nu, k).backward()
+    # directional derivatives along a random direction of each parameter
+    for name, param, grad, eps in (("log_E", log_E, log_E.grad, 1e-4), ("nu", nu, nu.grad, 1e-5), ("keys", k, k.grad, 1e-6)):
+        d = torch.as_tensor(rng.normal(size=param.shape))
+        if name == "keys":
+            d[0] = 0.0
+        with torch.no_grad():
+            args = [log_E.detach(), nu.detach(), k.detach()]
+            i = ("log_E", "nu", "keys").index(name)
+            plus = list(args)
+            plus[i] = args[i] + eps * d
+            minus = list(args)
+            minus[i] = args[i] - eps * d
+            fd = (loss(*plus) - loss(*minus)) / (2 * eps)
+        an = (grad * d).sum()
+        assert float(an) == pytest.approx(float(fd), rel=2e-3, abs=1e-6 * max(1.0, abs(float(fd)))), name
+
+
+def test_field_is_a_partition_of_unity_and_the_interior_copies_the_surface():
+    """Each particle's log E is a convex combination of control values; interior rows equal their nearest surface row."""
+    from physinteract.estimate.field import FieldConfig, MaterialField
+
+    x = _block((10, 6, 4), 0.01, (0, 0, 0))
+    labels = np.ones(len(x), np.uint8)
+    lo, hi = x.min(0), x.max(0)
+    labels[np.any((x <= lo + 1e-9) | (x >= hi - 1e-9), axis=1)] = 0
+    f = MaterialField(x, labels, 2e4, 0.3, FieldConfig(control_points=12, E_min=1e3, E_max=1e6))
+    assert torch.allclose(f.weight.sum(1), torch.ones(len(x), dtype=f.weight.dtype))
+    assert torch.allclose(f.log_E(), torch.full((len(x),), np.log(2e4), dtype=torch.float64))
+    with torch.no_grad():
+        f.z.copy_(torch.linspace(np.log(1e3), np.log(1e6), f.num_controls))
+    logE = f.log_E().detach().numpy()
+    assert logE.min() >= np.log(1e3) - 1e-9 and logE.max() <= np.log(1e6) + 1e-9
+    from physinteract.geometry.neighbors import knn
+
+    surf, inner = np.flatnonzero(labels == 0), np.flatnonzero(labels == 1)
+    _, near = knn(x[inner], x[surf], 1)
+    np.testing.assert_allclose(logE[inner], logE[surf[near[:, 0]]])
+    with torch.no_grad():
+        f.z.fill_(np.log(1e12))  # beyond E_max: clamped to the physical range
+    assert float(f.log_E().max()) == pytest.approx(np.log(1e6))
+    assert 0.05 <= float(f.nu().min()) <= float(f.nu().max()) <= 0.45
+
+
+def test_charbonnier_smoothness_is_quadratic_near_zero_and_linear_far():
+    """sqrt(d^2 + e^2) - e ~ d^2 / (2e) for |d| << e and ~ |d| - e for |d| >> e."""
+    from physinteract.estimate.losses import smoothness_loss
+
+    nb = torch.tensor([[1], [0]])
+    small = smoothness_loss(torch.tensor([0.0, 1e-3], dtype=torch.float64), nb, edge=0.05)
+    big = smoothness_loss(torch.tensor([0.0, 10.0], dtype=torch.float64), nb, edge=0.05)
+    assert float(small) == pytest.approx(1e-6 / 0.1, rel=1e-3)
+    assert float(big) == pytest.approx(10.0 - 0.05, rel=1e-3)
+    assert float(smoothness_loss(torch.tensor([0.0, 2.0]), nb)) == pytest.approx(4.0)
+
+
+@pytest.fixture(scope="module")
+def tiny_job(tmp_path_factory):
+    from tests.estimate import tiny_scene
+
+    folder = tmp_path_factory.mktemp("tiny") / "job"
+    truth = tiny_scene.build(folder)
+    return folder, truth
+
+
+def test_estimation_recovers_E_from_a_guess_5x_off(tiny_job, tmp_path):
+    """End to end on the CPU: from E 5x too stiff, the estimate is within 20 % of the true E (fine-simulated video)."""
+    from physinteract import contract
+    from physinteract.estimate.optimize import EstimateConfig, estimate_job
+
+    folder, truth = tiny_job
+    job = contract.read_job(folder)
+    E_true = truth["E"]
+    assert np.allclose(job.E / E_true, 5.0)
+    cache = tmp_path / "cache"
+    result = estimate_job(job, cache, EstimateConfig(iterations=12), job_folder=folder)
+    rel = np.abs(result.E - E_true) / E_true
+    assert abs(np.median(result.E) / np.median(E_true) - 1.0) <= 0.2, np.median(result.E)
+    assert np.mean(rel <= 0.2) >= 0.75
+    assert result.psnr > 25.0
+    # the cache: fitted frames, material, trajectory, summary and events
+    assert contract.completed_frames(cache) == list(range(job.frame_start, job.frame_end + 1))
+    E, nu = contract.read_material(cache, len(job.particles))
+    np.testing.assert_allclose(E, result.E)
+    events, _ = contract.follow_events(cache / contract.EVENTS_FILE)
+    kinds = [e["event"] for e in events]
+    assert kinds[0] == "start" and kinds[-1] == "done" and "scan" in kinds
+    prog = [e for e in events if e["event"] == "progress"]
+    assert len(prog) == result.iterations and all("eta_s" in e and "loss" in e for e in prog)
+    summary = json.loads((cache / "estimate.json").read_text())
+    assert summary["mode"] == "joint" and len(summary["history"]) == result.iterations
+    assert np.load(cache / "estimate_trajectory.npy").shape == job.trajectory.shape
+
+
+def test_interrupted_estimation_resumes_from_its_checkpoint(tiny_job, tmp_path):
+    """A run stopped after 2 iterations continues at iteration 3 from the checkpoint, with the same history."""
+    from physinteract import contract
+    from physinteract.estimate.optimize import CHECKPOINT_FILE, EstimateConfig, estimate_job
+
+    folder, _ = tiny_job
+    job = contract.read_job(folder)
+    cfg = EstimateConfig(mode="material_only", iterations=3, scan_decades=0.0, scan_regions=0)
+    cache = tmp_path / "cache"
+    seen = []
+    first = estimate_job(job, cache, cfg, job_folder=folder, progress=lambda e: seen.append(e),
+                         should_stop=lambda: sum(e["event"] == "progress" for e in seen) >= 2)
+    assert first.stopped and first.iterations == 2
+    assert (cache / CHECKPOINT_FILE).is_file()
+    assert contract.read_cache_manifest(cache)["status"] == "cancelled"
+    second = estimate_job(job, cache, cfg, job_folder=folder)
+    assert not second.stopped and second.iterations == 3
+    assert [h["iteration"] for h in second.history] == [1, 2, 3]
+    assert second.history[:2] == first.history[:2]
+    starts = [e for e in contract.follow_events(cache / contract.EVENTS_FILE)[0] if e["event"] == "start"]
+    assert starts[-1]["resumed"] and starts[-1]["start_iteration"] == 2
+
+
+def test_missing_video_is_a_clear_error(tmp_path):
+    """A job without video frames cannot be estimated: the error names the field."""
+    from physinteract.estimate.optimize import estimate_job
+    from tests.conftest import make_job
+
+    job = make_job()
+    with pytest.raises(ValueError, match="video.frames"):
+        estimate_job(job, tmp_path / "cache", job_folder=Path(tmp_path))
+
+
+def test_estimate_command_reports_a_job_without_video(tmp_path, capsys):
+    """`physinteract estimate` on a job with no video exits 1, says why on stderr and logs an error event."""
+    from physinteract import contract
+    from physinteract.cli import main
+    from tests.conftest import make_job
+
+    contract.write_job(make_job(), tmp_path / "job")
+    rc = main(["estimate", str(tmp_path / "job"), "--cache", str(tmp_path / "cache"), "--quiet"])
+    assert rc == 1
+    assert "video.frames" in capsys.readouterr().err
+    events, _ = contract.follow_events(tmp_path / "cache" / contract.EVENTS_FILE)
+    assert events[-1]["event"] == "error" and "video.frames" in events[-1]["message"]
