@@ -8,8 +8,19 @@ role of the backend's Python::
 It reads the job with the contract and writes a contract cache frame by frame,
 moving every point rigidly by the trajectory's displacement from its first
 sample: x(frame) = x_rest + (trajectory[i] - trajectory[0]), i = frame - frame_start.
-So tests know the exact answer. Environment knobs:
+So tests know the exact answer.
+
+``<wrapper> -m physinteract estimate JOB_DIR --cache DIR [--mode M] [--iterations N] [--quiet]``
+writes an "estimate" cache like the real estimator's (frames at rest, material_E.npy,
+material_nu.npy, estimate_trajectory*.npy, estimate.json; events start / scan / progress / done)
+with a known field: after k of K iterations E_i = E0_i (1 + 3 r_i k / K), r_i = i / (N - 1),
+nu_i = 0.25, so the finished median is 2.5 E0. SIGTERM stops it after the current iteration,
+writing the field so far with status "cancelled" and exit code 130 (as the real one does).
+
+Environment knobs:
     PHYSINTERACT_FAKE_FRAME_DELAY  seconds to sleep before each frame (default 0)
+    PHYSINTERACT_FAKE_ITER_DELAY   seconds to sleep before each estimate iteration (default 0)
+    PHYSINTERACT_FAKE_FAIL_AT      estimate: fail (error event, exit 1) at this iteration
 Exit codes follow the real command line: 2 for an invalid job (ContractError).
 """
 
@@ -17,15 +28,78 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 
 from physinteract import contract
 
 
+def known_field(E0: np.ndarray, done: int, total: int) -> tuple[np.ndarray, np.ndarray]:
+    """The fake estimate's (E [N] Pa, nu [N]) after ``done`` of ``total`` iterations."""
+    r = np.linspace(0.0, 1.0, len(E0)) if len(E0) > 1 else np.zeros(len(E0))
+    return np.asarray(E0, float) * (1.0 + 3.0 * r * done / max(total, 1)), np.full(len(E0), 0.25)
+
+
+def estimate(argv: list[str]) -> int:
+    p = argparse.ArgumentParser()
+    p.add_argument("job")
+    p.add_argument("--cache", required=True)
+    p.add_argument("--mode", default="joint")
+    p.add_argument("--iterations", type=int, default=5)
+    p.add_argument("--quiet", action="store_true")
+    args = p.parse_args(argv)
+    cache = Path(args.cache)
+    events = contract.EventLog(cache / contract.EVENTS_FILE)
+    try:
+        job = contract.read_job(args.job)
+    except contract.ContractError as e:
+        events.emit("error", message=str(e))
+        print(f"physinteract estimate: invalid input: {e}", file=sys.stderr)
+        return 2
+    stop = {"requested": False}
+    signal.signal(signal.SIGTERM, lambda *_: stop.update(requested=True))
+    delay = float(os.environ.get("PHYSINTERACT_FAKE_ITER_DELAY", "0"))
+    fail_at = int(os.environ.get("PHYSINTERACT_FAKE_FAIL_AT", "0"))
+    total, done = args.iterations, 0
+    events.emit("start", mode=args.mode, iterations=total, particles=len(job.particles))
+    events.emit("scan", step=0, log10_factor=0.0, loss=1.0)
+    for it in range(total):
+        if stop["requested"]:
+            break
+        if delay:
+            time.sleep(delay)
+        if it + 1 == fail_at:
+            events.emit("error", message=f"fake estimate failed at iteration {it + 1}")
+            return 1
+        done = it + 1
+        E, _ = known_field(job.E, done, total)
+        events.emit("progress", iteration=done, iterations=total, loss=1.0 / (done + 1), psnr=20.0 + done,
+                    E_median=float(np.median(E)), eta_s=delay * (total - done), fraction=done / total)
+    if done == 0:
+        return 130
+    sets = [contract.PointSetInfo("particles", len(job.particles))]
+    sets += [contract.PointSetInfo(ps.name, len(ps.rest_positions), np.linalg.inv(ps.object_to_world)) for ps in job.point_sets]
+    w = contract.CacheWriter(cache, "estimate", job.fps, job.frame_start, job.frame_end, sets, job=str(args.job))
+    rest = {"particles": {"positions": job.particles}, **{ps.name: {"positions": ps.rest_positions} for ps in job.point_sets}}
+    for frame in range(job.frame_start, job.frame_end + 1):
+        w.write_frame(frame, rest)
+    E, nu = known_field(job.E, done, total)
+    w.write_material(E, nu)
+    contract.atomic_save_npy(cache / "estimate_trajectory.npy", np.asarray(job.trajectory, float))
+    contract.atomic_save_npy(cache / "estimate_trajectory_times.npy", np.asarray(job.trajectory_times, float))
+    contract.atomic_write_json(cache / "estimate.json", {"iterations": done, "E": {"median": float(np.median(E))}})
+    w.finish("cancelled" if stop["requested"] else "complete")
+    events.emit("done", iterations=done, E={"median": float(np.median(E))})
+    return 130 if stop["requested"] else 0
+
+
 def main(argv: list[str]) -> int:
+    if argv[:3] == ["-m", "physinteract", "estimate"]:
+        return estimate(argv[3:])
     if argv[:3] != ["-m", "physinteract", "simulate"]:
         print(f"fake backend: unsupported command {argv}", file=sys.stderr)
         return 2

@@ -127,3 +127,25 @@ def test_particle_ply_reader_matches_the_backend_writer(addon: str, tmp_path: Pa
     np.testing.assert_allclose(got["positions"], p.positions, rtol=1e-6 if binary else 1e-5)
     np.testing.assert_allclose(got["volume"], p.volume, rtol=1e-6 if binary else 1e-5)
     np.testing.assert_array_equal(got["labels"], p.labels)
+
+
+@needs_fill
+def test_fill_preview_adds_a_point_cloud_with_the_reported_count(empty_scene: bpy.types.Scene, addon: str, tmp_path: Path) -> None:
+    """Preview filling creates '<object> Fill Preview' holding one vertex per particle, as many as the panel reports."""
+    _set_prefs_python(addon, sys.executable)
+    props = sys.modules[f"{addon}.properties"]
+    obj, _ = _sphere_scene(empty_scene, tmp_path, addon)
+    bpy.context.view_layer.objects.active = obj
+    with pytest.raises(RuntimeError, match="Fill the object first"):
+        bpy.ops.physinteract.fill_preview()
+    assert bpy.ops.physinteract.fill() == {"FINISHED"}
+    assert bpy.ops.physinteract.fill_preview() == {"FINISHED"}
+    preview = bpy.data.objects[obj.name + " Fill Preview"]
+    o = props.object_settings(obj)
+    fill = sys.modules[f"{addon}.filling"].read_particles_ply(o.fill_file)
+    assert o.fill_count == len(fill["labels"]) == len(preview.data.vertices) > 50
+    pos = np.empty(3 * len(preview.data.vertices), np.float32)
+    preview.data.vertices.foreach_get("co", pos)
+    world = np.asarray(preview.matrix_world)
+    pts = pos.reshape(-1, 3) @ world[:3, :3].T + world[:3, 3]
+    np.testing.assert_allclose(np.sort(pts[:, 2]), np.sort(fill["positions"][:, 2]), atol=1e-5)

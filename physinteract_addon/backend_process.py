@@ -100,11 +100,14 @@ class BackendProcess(_LoggedProcess):
     rewrites the PC2 files from the completed frames so they stay playable.
     """
 
-    def __init__(self, argv: Sequence[str], cache_dir: str | Path, log_path: str | Path, frames_total: int = 0) -> None:
+    def __init__(self, argv: Sequence[str], cache_dir: str | Path, log_path: str | Path, frames_total: int = 0,
+                 grace_s: float = TERMINATE_GRACE_S) -> None:
         self.argv = list(argv)
+        self.grace_s = float(grace_s)  # SIGTERM -> SIGKILL wait; an estimator finishes its iteration first
         self.cache_dir = Path(cache_dir)
         self.log_path = Path(log_path)
         self.progress = Progress(frames_total=frames_total)
+        self.latest: dict[str, dict[str, Any]] = {}  # the last event of each kind
         self._offset = 0
         self._term_time: float | None = None
         self.cancelled = False
@@ -128,6 +131,7 @@ class BackendProcess(_LoggedProcess):
         p = self.progress
         for ev in events:
             kind = ev.get("event")
+            self.latest[str(kind)] = ev
             if kind == "frame":
                 p.frames_done += 1
             if "frames_done" in ev and isinstance(ev["frames_done"], int):
@@ -147,7 +151,7 @@ class BackendProcess(_LoggedProcess):
             return None
         code = self._proc.poll()
         if code is None and self._term_time is not None:
-            if time.monotonic() - self._term_time > TERMINATE_GRACE_S:
+            if time.monotonic() - self._term_time > self.grace_s:
                 self._proc.kill()
         if code is not None:
             self.read_events()
@@ -155,7 +159,7 @@ class BackendProcess(_LoggedProcess):
         return code
 
     def cancel(self) -> None:
-        """Ask the backend to stop (SIGTERM; SIGKILL after TERMINATE_GRACE_S in poll())."""
+        """Ask the backend to stop (SIGTERM; SIGKILL after ``grace_s`` in poll())."""
         self.cancelled = True
         if self._proc is not None and self._proc.poll() is None:
             self._proc.terminate()

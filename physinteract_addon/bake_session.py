@@ -13,11 +13,13 @@ the scene and its previous bake exactly as they were.
 
 from __future__ import annotations
 
+import math
 import os
 import time
 from pathlib import Path
 
 import bpy
+import numpy as np
 
 from physinteract import contract
 
@@ -73,6 +75,8 @@ class BackendSession:
     FINISHED, CANCELLED or FAILED, with ``message`` saying what happened.
     """
 
+    terminate_grace_s = backend_process.TERMINATE_GRACE_S  # SIGTERM -> SIGKILL wait on cancel (s)
+
     def __init__(self, scene: bpy.types.Scene, python: str, command: str = "simulate") -> None:
         self.scene_name = scene.name
         self.python = python
@@ -82,7 +86,10 @@ class BackendSession:
         self.max_tick_ms = 0.0
         self.ticks = 0
         self.kept_frames: list[int] = []
+        self.changed_scene = False  # whether the run's end changed the scene (an undo step)
+        self.num_particles = 0
         self.info: scene_to_job.JobInfo | None = None
+        self.cache_dir: Path | None = None  # where the result goes (the backend writes beside it, see staging_dir)
         self.process: backend_process.BackendProcess | None = None
 
     @property
@@ -98,20 +105,40 @@ class BackendSession:
         if settings.is_running:
             raise RuntimeError("A PhysInteract job is already running in this scene (Cancel it first)")
         job, info = scene_to_job.write_scene_job(scene)
-        staging = staging_dir(info.cache_dir)
+        self.cache_dir = self.result_dir(info)
+        staging = staging_dir(self.cache_dir)
         if staging.exists():
-            _clear_staging(staging)
+            self._clear_staging(staging)
             if staging.exists():
                 raise RuntimeError(f"'{staging}' holds files that are not a cache; move them away")
-        argv = backend_process.backend_command(self.python, self.command, info.job_dir, staging)
-        self.process = backend_process.BackendProcess(argv, staging, info.job_dir / "backend_log.txt", job.num_frames)
+        argv = self.command_line(info, staging)
+        self.process = backend_process.BackendProcess(argv, staging, info.job_dir / f"backend_{self.command}_log.txt",
+                                                      job.num_frames, grace_s=self.terminate_grace_s)
         self.process.start()
         self.info = info
+        self.num_particles = len(job.particles)
         settings.is_running = True
         settings.cancel_requested = False
         settings.progress = 0.0
         settings.max_tick_ms = 0.0
         settings.status = f"{self.command}: started"
+
+    def result_dir(self, info: scene_to_job.JobInfo) -> Path:
+        """The folder this run's result goes to: the scene's cache folder."""
+        return info.cache_dir
+
+    def command_line(self, info: scene_to_job.JobInfo, staging: Path) -> list[str]:
+        """The backend's argument list (never a shell string)."""
+        return backend_process.backend_command(self.python, self.command, info.job_dir, staging)
+
+    def running_status(self, proc: backend_process.BackendProcess) -> tuple[float, str]:
+        """(progress fraction, status line) while the backend runs."""
+        p = proc.progress
+        return p.fraction, f"{self.command}: frame {p.frames_done}/{p.frames_total}" + (f" ({p.message})" if p.message else "")
+
+    @staticmethod
+    def _clear_staging(path: Path) -> None:
+        _clear_staging(path)
 
     def request_cancel(self) -> None:
         scene_settings(self.scene).cancel_requested = True
@@ -139,17 +166,17 @@ class BackendSession:
             proc.cancel()
             settings.status = f"{self.command}: cancelling"
         code = proc.poll()
-        p = proc.progress
-        settings.progress = p.fraction
+        fraction, status = self.running_status(proc)
+        settings.progress = fraction
         if code is None:
             if not proc.cancelled:
-                settings.status = f"{self.command}: frame {p.frames_done}/{p.frames_total}" + (f" ({p.message})" if p.message else "")
+                settings.status = status
             return RUNNING
         return self._finish(code)
 
     def _finish(self, code: int) -> str:
-        assert self.process is not None and self.info is not None
-        proc, info = self.process, self.info
+        assert self.process is not None and self.info is not None and self.cache_dir is not None
+        proc, cache_dir = self.process, self.cache_dir
         settings = scene_settings(self.scene)
         settings.is_running = False
         settings.cancel_requested = False
@@ -162,8 +189,9 @@ class BackendSession:
                     self.message = "Cancelled before any frame was completed; the previous cache is unchanged"
                     settings.status = self.message
                     return CANCELLED
-                _promote(staging, info.cache_dir)
+                _promote(staging, cache_dir)
                 self._play()
+                self.changed_scene = True
                 self.message = f"Cancelled: kept {len(self.kept_frames)} completed frames"
                 settings.status = self.message
                 return CANCELLED
@@ -179,22 +207,23 @@ class BackendSession:
                 settings.status = self.message
                 return FAILED
             self.kept_frames = contract.completed_frames(staging)
-            _promote(staging, info.cache_dir)
+            _promote(staging, cache_dir)
             self._play()
+            self.changed_scene = True
         except (contract.ContractError, OSError, ValueError) as e:
             self.message = f"could not load the backend's cache: {e}"
             settings.status = self.message
             return FAILED
         settings.progress = 1.0
-        self.message = f"{self.command}: {len(self.kept_frames)} frames baked into {info.cache_dir}"
+        self.message = f"{self.command}: {len(self.kept_frames)} frames baked into {cache_dir}"
         settings.status = self.message
         return FINISHED
 
     def _play(self) -> None:
-        assert self.info is not None
+        assert self.info is not None and self.cache_dir is not None
         info = self.info
         target = bpy.data.objects.get(info.target)
-        cache_to_scene.play_cache(self.scene, info.cache_dir, target, info.point_set, info.scale)
+        cache_to_scene.play_cache(self.scene, self.cache_dir, target, info.point_set, info.scale)
         if target is not None:
             target.update_tag()
 
@@ -206,6 +235,139 @@ class BackendSession:
             scene = bpy.data.scenes.get(self.scene_name)
             if scene is not None:
                 scene_settings(scene).is_running = False
+
+
+ESTIMATE_SUBDIR = "estimate"  # the estimate cache is <cache folder>/estimate
+# Files an estimate cache holds besides the contract's known cache files (guarded delete of a discarded run).
+ESTIMATE_FILES = ("estimate.json", "estimate_trajectory.npy", "estimate_trajectory_times.npy")
+
+
+def estimate_dir(cache_dir: Path) -> Path:
+    """Where the estimate of the scene whose bake cache is ``cache_dir`` goes."""
+    return cache_dir / ESTIMATE_SUBDIR
+
+
+def _pascals(e: float) -> str:
+    for unit, f in (("GPa", 1e9), ("MPa", 1e6), ("kPa", 1e3)):
+        if e >= f:
+            return f"{e / f:.3g} {unit}"
+    return f"{e:.3g} Pa"
+
+
+class EstimateSession(BackendSession):
+    """Run ``physinteract estimate JOB --cache <cache>/estimate [--mode M] [--iterations N]``.
+
+    Progress (iteration, loss, ETA) comes from the estimator's "progress" events. On success
+    the material field (material_E.npy, material_nu.npy: E [N] Pa, nu [N]) is stored as point
+    attributes "E" and "nu" on the particles object and the target's fill preview, where they
+    exist with N vertices, and its median in scene.physinteract. A cancel keeps the estimate
+    so far when the backend wrote one; a failure leaves the scene and the previous estimate as
+    they were. The fitted motion is not played: the bake cache stays the scene's animation.
+    """
+
+    # an estimator iteration takes seconds on the CPU; cancel lets it finish and save its partial result
+    terminate_grace_s = 60.0
+
+    def __init__(self, scene: bpy.types.Scene, python: str, mode: str = "joint", iterations: int = 0) -> None:
+        super().__init__(scene, python, "estimate")
+        self.mode = mode
+        self.iterations = int(iterations)
+        self.E_median = math.nan
+        self.stored_on: list[str] = []  # objects that received the E / nu attributes
+
+    def result_dir(self, info: scene_to_job.JobInfo) -> Path:
+        return estimate_dir(info.cache_dir)
+
+    def command_line(self, info: scene_to_job.JobInfo, staging: Path) -> list[str]:
+        argv = super().command_line(info, staging) + ["--mode", self.mode, "--quiet"]
+        return argv + (["--iterations", str(self.iterations)] if self.iterations > 0 else [])
+
+    def start(self) -> None:
+        super().start()
+        s = scene_settings(self.scene)
+        s.estimate_progress_iteration, s.estimate_progress_total = 0, self.iterations
+        s.estimate_loss, s.estimate_eta_s = 0.0, 0.0
+
+    @staticmethod
+    def _clear_staging(path: Path) -> None:
+        for name in ESTIMATE_FILES:
+            if (path / name).is_file():
+                (path / name).unlink()
+        _clear_staging(path)
+
+    def running_status(self, proc: backend_process.BackendProcess) -> tuple[float, str]:
+        s = scene_settings(self.scene)
+        ev = proc.latest.get("progress")
+        if ev is not None:
+            s.estimate_progress_iteration = int(ev.get("iteration", 0))
+            s.estimate_progress_total = int(ev.get("iterations", 0))
+            s.estimate_loss = float(ev.get("loss", 0.0))
+            s.estimate_eta_s = float(ev.get("eta_s", 0.0))
+            return (float(ev.get("fraction", 0.0)),
+                    f"estimate: iteration {s.estimate_progress_iteration}/{s.estimate_progress_total}, "
+                    f"loss {s.estimate_loss:.4g}, ETA {s.estimate_eta_s:.0f} s")
+        scan = proc.latest.get("region_scan") or proc.latest.get("scan")
+        if scan is not None:
+            return 0.0, f"estimate: scanning the stiffness (loss {float(scan.get('loss', 0.0)):.4g})"
+        return 0.0, "estimate: preparing"
+
+    def _finish(self, code: int) -> str:
+        assert self.process is not None and self.info is not None and self.cache_dir is not None
+        proc, cache_dir = self.process, self.cache_dir
+        settings = scene_settings(self.scene)
+        settings.is_running = False
+        settings.cancel_requested = False
+        staging = proc.cache_dir
+        field: tuple[np.ndarray, np.ndarray] | None = None
+        try:
+            if proc.cancelled or code == 0:
+                try:
+                    status = contract.read_cache_manifest(staging).get("status")
+                    if status in ("complete", "cancelled") and (status == "complete" or proc.cancelled):
+                        field = contract.read_material(staging, self.num_particles)
+                except contract.ContractError as e:
+                    if not proc.cancelled:
+                        self.message = f"the backend exited but wrote no usable estimate: {e}"
+            if field is None:
+                self._clear_staging(staging)
+                if proc.cancelled:
+                    self.message = "Cancelled before an estimate was written; the scene is unchanged"
+                    settings.status = self.message
+                    return CANCELLED
+                self.message = self.message or proc.failure_message(code)
+                settings.status = f"estimate failed: {self.message}"
+                return FAILED
+            _promote(staging, cache_dir)
+        except (contract.ContractError, OSError, ValueError) as e:
+            self.message = f"could not keep the estimate: {e}"
+            settings.status = self.message
+            return FAILED
+        E, nu = field
+        self._store(E, nu)
+        self.changed_scene = True
+        where = f" on {', '.join(repr(n) for n in self.stored_on)}" if self.stored_on else ""
+        summary = f"median E {_pascals(self.E_median)}, nu {settings.estimate_nu_median:.3f}{where}"
+        if proc.cancelled:
+            self.message = f"Cancelled at iteration {settings.estimate_progress_iteration}: kept the estimate so far ({summary})"
+            settings.status = self.message
+            return CANCELLED
+        settings.progress = 1.0
+        self.message = f"estimate: {summary}, in {cache_dir}"
+        settings.status = self.message
+        return FINISHED
+
+    def _store(self, E: np.ndarray, nu: np.ndarray) -> None:
+        assert self.info is not None and self.cache_dir is not None
+        settings = scene_settings(self.scene)
+        self.E_median = float(np.median(E))
+        settings.estimate_E_median = self.E_median
+        settings.estimate_nu_median = float(np.median(nu))
+        settings.estimate_dir = str(self.cache_dir)
+        self.stored_on = []
+        for name in (cache_to_scene.PARTICLES_OBJECT, self.info.target + cache_to_scene.FILL_PREVIEW_SUFFIX):
+            obj = bpy.data.objects.get(name)
+            if obj is not None and cache_to_scene.store_material(obj, E, nu):
+                self.stored_on.append(name)
 
 
 def run_blocking(session: BackendSession, poll_s: float = 0.05, timeout_s: float | None = None) -> str:

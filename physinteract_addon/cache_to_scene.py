@@ -23,6 +23,7 @@ from physinteract.contract.pc2 import PC2_SIGNATURE
 MODIFIER_NAME = "PhysInteract Cache"
 PARTICLES = "particles"
 PARTICLES_OBJECT = "PhysInteract Particles"
+FILL_PREVIEW_SUFFIX = " Fill Preview"  # the fill preview of object X is "X Fill Preview"
 _PC2_HEADER = struct.Struct("<12siiffi")
 
 
@@ -154,3 +155,23 @@ def play_cache(
     if particles and (cache_dir / f"{PARTICLES}.pc2").is_file():
         out.append(particles_object(scene, cache_dir, scale, relative=relative))
     return out
+
+
+def store_material(obj: bpy.types.Object, E: np.ndarray, nu: np.ndarray) -> bool:
+    """Put a material field on a particle object as float point attributes "E" (Pa) and "nu".
+
+    ``E`` and ``nu`` are [N], one value per particle in the job's particle order; an object
+    whose vertex count is not N is left alone (returns False)."""
+    mesh = obj.data
+    if not isinstance(mesh, bpy.types.Mesh) or len(mesh.vertices) != len(E) or len(nu) != len(E):
+        return False
+    for name, values in (("E", E), ("nu", nu)):
+        attr = mesh.attributes.get(name)
+        if attr is not None and (attr.domain != "POINT" or attr.data_type != "FLOAT"):
+            mesh.attributes.remove(attr)
+            attr = None
+        if attr is None:
+            attr = mesh.attributes.new(name, "FLOAT", "POINT")
+        attr.data.foreach_set("value", np.ascontiguousarray(values, np.float32))  # type: ignore[attr-defined]
+    mesh.update()
+    return True

@@ -1,6 +1,7 @@
 """Volume filling through the backend's ``physinteract fill`` command (bpy-free).
 
-The add-on writes the object's surface as an OBJ in world metres, the backend
+The add-on writes the object's surface as an OBJ in world metres (or, for
+3D Gaussians, the Gaussians as a 3DGS PLY in world metres), the backend
 fills it out of process and writes a particle PLY (x y z in m, volume in m^3,
 label 0 surface / 1 interior), which is read back here with numpy.
 """
@@ -27,9 +28,13 @@ def write_obj(path: str | Path, vertices_m: np.ndarray, triangles: np.ndarray) -
     contract.atomic_write_text(path, "\n".join(lines) + "\n")
 
 
-def fill_command(python: str, mesh_path: str | Path, out_ply: str | Path, resolution: int, count: int = 0) -> list[str]:
-    """Argument list of ``physinteract fill MESH --out PLY --mesh --resolution R [--count N]``."""
-    argv = [str(python), "-m", "physinteract", "fill", str(mesh_path), "--out", str(out_ply), "--mesh",
+def fill_command(python: str, input_path: str | Path, out_ply: str | Path, resolution: int, count: int = 0,
+                 kind: str = "mesh") -> list[str]:
+    """Argument list of ``physinteract fill INPUT --out PLY --mesh|--gaussians --resolution R [--count N]``;
+    ``kind`` is "mesh" (an OBJ) or "gaussians" (a 3DGS PLY)."""
+    if kind not in ("mesh", "gaussians"):
+        raise ValueError(f"fill kind must be 'mesh' or 'gaussians', not {kind!r}")
+    argv = [str(python), "-m", "physinteract", "fill", str(input_path), "--out", str(out_ply), f"--{kind}",
             "--resolution", str(int(resolution))]
     if count > 0:
         argv += ["--count", str(int(count))]

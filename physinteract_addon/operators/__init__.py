@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import bpy
 
-from . import bake, environment, fill, gaussian_io
+from . import bake, environment, estimate, fill, gaussian_io
 
-CLASSES = (*fill.CLASSES, *bake.CLASSES, *environment.CLASSES, *gaussian_io.CLASSES)
+CLASSES = (*fill.CLASSES, *bake.CLASSES, *estimate.CLASSES, *environment.CLASSES, *gaussian_io.CLASSES)
 _register_classes, _unregister_classes = bpy.utils.register_classes_factory(CLASSES)
 
 

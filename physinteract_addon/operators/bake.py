@@ -1,5 +1,6 @@
-"""Bake, estimate, cancel and free: the backend runs out of process, a modal
-timer follows it (FLIP Fluids style), a separate operator cancels it."""
+"""Bake, cancel and free: the backend runs out of process, a modal timer
+follows it (FLIP Fluids style), a separate operator cancels it. The estimate
+operator (operators/estimate.py) shares this machinery."""
 
 from __future__ import annotations
 
@@ -36,9 +37,12 @@ class _BackendRunOperator(bpy.types.Operator):
         s = scene_settings(scene)
         return s.target is not None and not s.is_running
 
+    def _make_session(self, context: bpy.types.Context) -> bake_session.BackendSession:
+        return bake_session.BackendSession(scene_of(context), backend_python(context), self.command)
+
     def _start(self, context: bpy.types.Context) -> bool:
         try:
-            self._session = bake_session.BackendSession(scene_of(context), backend_python(context), self.command)
+            self._session = self._make_session(context)
             self._session.start()
         except USER_ERRORS as e:
             self.report({"ERROR"}, str(e))
@@ -53,8 +57,8 @@ class _BackendRunOperator(bpy.types.Operator):
             self.report({"INFO"}, msg)
             return {"FINISHED"}
         self.report({"WARNING"} if state == bake_session.CANCELLED else {"ERROR"}, msg)
-        # A cancel that kept frames changed the scene (it plays them): keep it in the undo stack.
-        return {"FINISHED"} if state == bake_session.CANCELLED and self._session.kept_frames else {"CANCELLED"}
+        # A cancel that kept a result changed the scene (it plays the frames): keep it in the undo stack.
+        return {"FINISHED"} if state == bake_session.CANCELLED and self._session.changed_scene else {"CANCELLED"}
 
     def execute(self, context: bpy.types.Context) -> OperatorResult:
         """Blocking run: used headless (no window), by scripts and the CLI."""
@@ -106,16 +110,6 @@ class PHYSINTERACT_OT_bake(_BackendRunOperator):
     bl_description = "Simulate the keyed interaction with the backend into the cache folder, then play it on the mesh"
     bl_options = {"REGISTER", "UNDO"}
     command = "simulate"
-
-
-class PHYSINTERACT_OT_estimate(_BackendRunOperator):
-    """Estimate the material and interaction from the video with the backend"""
-
-    bl_idname = "physinteract.estimate"
-    bl_label = "Estimate"
-    bl_description = "Estimate the material field and the interaction from the video (backend 'estimate' command)"
-    bl_options = {"REGISTER", "UNDO"}
-    command = "estimate"
 
 
 class PHYSINTERACT_OT_cancel(bpy.types.Operator):
@@ -195,5 +189,5 @@ def clear_stale_running_flags(_filepath: str = "") -> None:
 
 HANDLERS = ((bpy.app.handlers.load_post, clear_stale_running_flags),)
 
-CLASSES = (PHYSINTERACT_OT_bake, PHYSINTERACT_OT_estimate, PHYSINTERACT_OT_cancel, PHYSINTERACT_OT_reset_status,
+CLASSES = (PHYSINTERACT_OT_bake, PHYSINTERACT_OT_cancel, PHYSINTERACT_OT_reset_status,
            PHYSINTERACT_OT_free_bake)

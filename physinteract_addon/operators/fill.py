@@ -2,8 +2,9 @@
 
 "Vertices": the mesh's vertices are the particles (nothing to run).
 "Volume": the Fill operator runs ``physinteract fill`` out of process on the
-object's surface (an OBJ in world metres in the job folder's fill/ folder) and
-remembers the particle PLY it wrote and the object state it was made from.
+object's surface (an OBJ in world metres in the job folder's fill/ folder; for
+3D Gaussians a 3DGS PLY of the Gaussians in world metres, filled with
+``--gaussians``) and remembers the particle PLY it wrote and the object state it was made from.
 """
 
 from __future__ import annotations
@@ -16,13 +17,13 @@ import numpy as np
 
 from physinteract import contract
 
-from .. import backend_process, filling, scene_to_job
+from .. import backend_process, cache_to_scene, filling, gaussians, scene_to_job
 from ..preferences import backend_python
 from ..properties import object_settings, scene_settings
 from ..utils import OperatorResult, scene_of
 from .chain_runner import ChainOperatorMixin
 
-PREVIEW_SUFFIX = " Fill Preview"
+PREVIEW_SUFFIX = cache_to_scene.FILL_PREVIEW_SUFFIX
 
 
 def fill_object(context: bpy.types.Context) -> bpy.types.Object | None:
@@ -94,6 +95,9 @@ class PHYSINTERACT_OT_fill_preview(bpy.types.Operator):
             settings.show_preview = False
             self.report({"INFO"}, "Particle preview hidden")
             return {"FINISHED"}
+        if settings.fill_mode == "VOLUME" and not settings.fill_file:
+            self.report({"ERROR"}, f"'{obj.name}' has no particles yet: Fill the object first")
+            return {"CANCELLED"}
         try:
             preview = show_preview(context, obj)
         except contract.ContractError as e:
@@ -129,19 +133,24 @@ class PHYSINTERACT_OT_fill(ChainOperatorMixin, bpy.types.Operator):
         scale = float(o.scale)
         try:
             python = backend_python(context)
-            verts, tris = scene_to_job.surface_world(obj, scale)
-            if len(tris) == 0:
-                raise scene_to_job.SceneError(f"'{obj.name}' has no faces to fill")
             scene = scene_of(context)
             folder = scene_to_job.resolve_dir(scene_settings(scene).job_dir, scene, "job folder") / "fill"
             name = scene_to_job.point_set_name(obj)
-            surface = folder / f"{name}_surface.obj"
-            filling.write_obj(surface, verts, tris)
+            if o.representation == "GAUSSIANS":
+                source, kind = folder / f"{name}_gaussians.ply", "gaussians"
+                folder.mkdir(parents=True, exist_ok=True)
+                gaussians.write_world_gaussian_ply(obj, str(source), scale)
+            else:
+                verts, tris = scene_to_job.surface_world(obj, scale)
+                if len(tris) == 0:
+                    raise scene_to_job.SceneError(f"'{obj.name}' has no faces to fill")
+                source, kind = folder / f"{name}_surface.obj", "mesh"
+                filling.write_obj(source, verts, tris)
             self._out = folder / f"{name}_particles.ply"
-            argv = filling.fill_command(python, surface, self._out, o.fill_resolution, o.particle_count)
+            argv = filling.fill_command(python, source, self._out, o.fill_resolution, o.particle_count, kind)
             self._chain = backend_process.CommandChain([argv], folder / f"{name}_fill_log.txt")
             self._chain.start()
-        except (scene_to_job.SceneError, RuntimeError, OSError, ValueError) as e:
+        except (scene_to_job.SceneError, contract.ContractError, RuntimeError, OSError, ValueError) as e:
             self.report({"ERROR"}, str(e))
             return False
         self._obj_name, self._signature = obj.name, scene_to_job.object_signature(obj, scale)

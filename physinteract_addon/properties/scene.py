@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import bpy
-from bpy.props import BoolProperty, FloatProperty, IntProperty, PointerProperty, StringProperty
+from bpy.props import BoolProperty, EnumProperty, FloatProperty, IntProperty, PointerProperty, StringProperty
 
 
 def _is_mesh(self: Any, obj: bpy.types.Object) -> bool:
@@ -52,6 +52,30 @@ class PhysInteractSceneSettings(bpy.types.PropertyGroup):
     job_dir: StringProperty(  # type: ignore[valid-type]
         name="Job Folder", description="Folder the job for the backend is written to",
         default="//physinteract_job", subtype="DIR_PATH",
+    )
+    # Estimate (Estimate Material: physinteract estimate, into <cache folder>/estimate)
+    estimate_mode: EnumProperty(  # type: ignore[valid-type]
+        name="Mode", description="What the estimate optimises",
+        items=[
+            ("joint", "Material + Trajectory", "Estimate the material field and refine the interaction trajectory together"),
+            ("material_only", "Material Only", "Estimate the material field; the keyed trajectory stays as it is"),
+            ("trajectory_only", "Trajectory Only", "Refine the trajectory; the material stays at the initial guess"),
+        ],
+        default="joint",
+    )
+    estimate_iterations: IntProperty(  # type: ignore[valid-type]
+        name="Iterations", description="Gradient iterations (0: the backend's default)", default=0, min=0, soft_max=1000,
+    )
+    estimate_progress_iteration: IntProperty(name="Iteration", default=0)  # type: ignore[valid-type]
+    estimate_progress_total: IntProperty(name="Iterations", default=0)  # type: ignore[valid-type]
+    estimate_loss: FloatProperty(name="Loss", description="The running estimate's latest loss", default=0.0)  # type: ignore[valid-type]
+    estimate_eta_s: FloatProperty(name="ETA (s)", description="Seconds the running estimate still needs", default=0.0)  # type: ignore[valid-type]
+    estimate_E_median: FloatProperty(  # type: ignore[valid-type]
+        name="Median E (Pa)", description="Median Young's modulus of the last estimate (Pa; 0: none yet)", default=0.0,
+    )
+    estimate_nu_median: FloatProperty(name="Median nu", description="Median Poisson's ratio of the last estimate", default=0.0)  # type: ignore[valid-type]
+    estimate_dir: StringProperty(  # type: ignore[valid-type]
+        name="Estimate Folder", description="The estimate cache the stored field came from", subtype="DIR_PATH",
     )
     # Status of the running job (written by the bake session, shown by the UI)
     is_running: BoolProperty(name="Running", default=False)  # type: ignore[valid-type]

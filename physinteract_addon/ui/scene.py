@@ -42,8 +42,16 @@ class PHYSINTERACT_PT_estimate(SidebarPanel):
 
     def draw(self, context: bpy.types.Context) -> None:
         layout = layout_of(self)
+        s = scene_settings(scene_of(context))
+        layout.prop(s, "estimate_mode")
+        layout.prop(s, "estimate_iterations")
         layout.operator("physinteract.estimate", icon="VIEWZOOM")
         _progress(layout, context)
+        if s.is_running and s.estimate_progress_total > 0:
+            layout.label(text=f"Iteration {s.estimate_progress_iteration}/{s.estimate_progress_total}, "
+                              f"loss {s.estimate_loss:.4g}, ETA {s.estimate_eta_s:.0f} s")
+        if s.estimate_E_median > 0.0:
+            layout.label(text=f"Median E {s.estimate_E_median:.4g} Pa, nu {s.estimate_nu_median:.3f}", icon="MOD_PHYSICS")
 
 
 class PHYSINTERACT_PT_bake(SidebarPanel):

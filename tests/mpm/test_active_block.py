@@ -1,15 +1,15 @@
 """Speed-ups of the solver against their references: the active-block grid (grid kernels visit only
-the nodes the particles touch) against the whole grid, and the backward tape of grids against
-recomputing every grid in the backward pass."""
+the nodes the particles touch) against the whole grid, the backward tape of grids against
+recomputing every grid in the backward pass, and the early-exit polar decomposition against the SVD."""
 
 from __future__ import annotations
 
 import numpy as np
 
 from physinteract.mpm.config import GroundConfig, SolverConfig
-from physinteract.mpm.model import Control, make_model
+from physinteract.mpm.model import Control, State, make_model
 from physinteract.mpm.rollout import Rollout
-from physinteract.mpm.solver import MPMSolver
+from physinteract.mpm.solver import PASSES, MPMSolver
 from tests.mpm.conftest import block
 
 
@@ -61,3 +61,27 @@ def test_active_block_and_grid_tape_give_the_whole_grid_result_for_a_body_crossi
         assert np.abs(b).max() > 0, name
         for g in (g_fast, g_part):
             np.testing.assert_allclose(getattr(g, name), b, rtol=0, atol=1e-9 * np.abs(b).max(), err_msg=name)
+
+
+def test_polar_rotation_with_early_exit_is_the_svd_polar_factor(ti64):
+    """compute_stress's rotation (scaled Newton, stopping once converged) equals U V^T of F = U S V^T to 1e-10."""
+    rng = np.random.default_rng(5)
+    x0 = block((4, 4, 4), 0.005)
+    n = len(x0)
+    cfg = SolverConfig(grid_resolution=12, precision="f64", arch="cpu")
+    model = make_model(x0, 0.005**3, 1000.0, 1e4, 0.3, cfg)
+    q, _ = np.linalg.qr(rng.normal(size=(n, 3, 3)))
+    q *= np.sign(np.linalg.det(q))[:, None, None]  # proper rotations
+    stretch = np.exp(rng.uniform(-0.7, 0.7, size=(n, 3)))  # principal stretches 0.5 .. 2
+    frame, _ = np.linalg.qr(rng.normal(size=(n, 3, 3)))
+    sym = frame @ (stretch[:, :, None] * np.swapaxes(frame, 1, 2))
+    F = q @ sym
+    F[:8] = np.eye(3) + 1e-4 * rng.normal(size=(8, 3, 3))  # nearly undeformed: the early exit after 1-2 steps
+    solver = MPMSolver(model, cfg)
+    state = State.rest(model)
+    state.F = F
+    solver.write_state(0, state)
+    solver.run_pass(PASSES.index("compute_stress"), 0, 1, 0, 1e-4)
+    R = solver.R.to_numpy()[0]
+    U, _, Vt = np.linalg.svd(F)
+    np.testing.assert_allclose(R, U @ Vt, rtol=0, atol=1e-10)

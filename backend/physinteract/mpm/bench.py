@@ -2,6 +2,10 @@
 
 Speed is measured here, never in tests. Particle-substeps per second = particles x
 substeps / wall time (after a warm-up run that compiles the kernels).
+
+``--estimator`` measures the regime the estimator runs every optimiser iteration instead:
+a grasped ~2000-particle rod, grid 40, 14 frames x 40 substeps, forward then backward (best
+of ``--repeat`` runs), with the time per launch of each pass and adjoint kernel.
 """
 
 from __future__ import annotations

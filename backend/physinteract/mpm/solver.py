@@ -15,9 +15,10 @@ stores per-frame checkpoints and recomputes substeps in the backward pass).
 Fixed-corotated Kirchhoff stress (Stomakhin et al. 2012; the paper's Eq. (1)):
     tau = 2 mu (F - R) F^T + lambda (J - 1) J I,   F = R S (polar),  J = det F,
     mu = E / (2 (1 + nu)),  lambda = E nu / ((1 + nu) (1 - 2 nu)).
-R comes from scaled Newton iterations R <- (g R + (g R)^-T) / 2 (Higham). The stress is
-computed in its own kernel (``compute_stress``) whose adjoint ``stress_backward`` is written
-by hand from the polar derivative dR = R [w]x, w = (tr(S) I - S)^-1 axial(R^T dF - dF^T R)
+R comes from scaled Newton iterations R <- (g R + (g R)^-T) / 2 (Higham), stopped once
+converged (tests compare it with the SVD polar factor). The stress is computed in its own
+pass (``compute_stress``, which keeps tau and R per slot) whose adjoint ``stress_backward``
+is written by hand from the polar derivative dR = R [w]x, w = (tr(S) I - S)^-1 axial(R^T dF - dF^T R)
 (``ti.svd`` is not differentiable in 3D, and an autodiffed iteration compiles slowly).
 The transfers p2g / g2p also have hand-written adjoints (``p2g_backward``, ``g2p_backward``):
 Taichi 1.7 autodiff is wrong for their dynamic 27-node loops and compiles for minutes when
