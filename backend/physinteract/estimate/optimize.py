@@ -90,18 +90,18 @@ class EstimateConfig:
     final_lr_ratio: float = 0.1
     weight_decay: float = 0.0
     loss: FrameLossWeights = field(default_factory=FrameLossWeights)
-    w_smooth: float = 0.05
+    w_smooth: float = 0.5
     smooth_edge: float = 0.05
     w_traj: float = 1.0
     smooth_k: int = 8
-    global_fraction: float = 0.3
+    global_fraction: float = 0.5
     scan_decades: float = 1.0
     scan_points: int = 5
     scan_max_decades: float = 2.5
     scan_regions: int = 4
     region_step: float = 0.5
     region_passes: int = 1
-    region_gain: float = 0.03
+    region_gain: float = 0.1
     patience: int = 6
     tolerance: float = 2e-3
     estimate_nu: bool = True
