@@ -8,6 +8,7 @@ and the per-folder overrides; we set all of them, pointing inside one temp root.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import shutil
 import subprocess
@@ -30,6 +31,7 @@ USER_ENV = {
 os.environ.update(USER_ENV)
 
 import bpy  # noqa: E402  (must come after the environment is set)
+from helpers import write_fake_python  # noqa: E402  (imports bpy)
 
 ADDON_ID = "physinteract"
 REPO_MODULE = "user_default"
@@ -81,6 +83,23 @@ def addon(extension_zip: Path) -> str:
     prefs = bpy.context.preferences.addons[ADDON_MODULE].preferences
     prefs.python_path = sys.executable  # this interpreter has the backend installed
     return ADDON_MODULE
+
+
+def _has_real_simulate() -> bool:
+    try:
+        return importlib.util.find_spec("physinteract.commands.simulate") is not None
+    except ImportError:
+        return False
+
+
+@pytest.fixture(params=["fake", "real"])
+def backend(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> str:
+    """The backend Python to run: a wrapper around the fake backend (blender_tests/fake_backend.py), or this interpreter."""
+    if request.param == "real":
+        if not _has_real_simulate():
+            pytest.skip("physinteract.commands.simulate is not importable yet (the MPM engineer's simulate command)")
+        return sys.executable
+    return write_fake_python(tmp_path_factory.mktemp("fake"))
 
 
 @pytest.fixture

@@ -10,9 +10,7 @@ Each test runs against two backends:
 
 from __future__ import annotations
 
-import importlib.util
 import os
-import stat
 import subprocess
 import sys
 import time
@@ -22,34 +20,11 @@ import bmesh
 import bpy
 import numpy as np
 import pytest
+from helpers import TESTS, add_grip, eval_local, expected_local, set_prefs_python, use_target, write_fake_python
 
 from physinteract import contract
 
-TESTS = Path(__file__).resolve().parent
 FRAMES = (1, 6)  # scene frame range of the tiny scene
-
-
-def _has_real_simulate() -> bool:
-    try:
-        return importlib.util.find_spec("physinteract.commands.simulate") is not None
-    except ImportError:
-        return False
-
-
-@pytest.fixture(params=["fake", "real"])
-def backend(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> str:
-    """The backend Python to run: a wrapper around the fake backend, or this interpreter."""
-    if request.param == "real":
-        if not _has_real_simulate():
-            pytest.skip("physinteract.commands.simulate is not importable yet (the MPM engineer's simulate command)")
-        return sys.executable
-    wrapper = tmp_path_factory.mktemp("fake") / "python"
-    wrapper.write_text(
-        f"#!{sys.executable}\nimport sys\nsys.path.insert(0, {str(TESTS)!r})\n"
-        "import fake_backend\nsys.exit(fake_backend.main(sys.argv[1:]))\n"
-    )
-    wrapper.chmod(wrapper.stat().st_mode | stat.S_IXUSR)
-    return str(wrapper)
 
 
 def _modules(addon: str) -> tuple:
@@ -68,21 +43,10 @@ def build_scene(scene: bpy.types.Scene, tmp: Path, addon: str, scale: float = 1.
     obj = bpy.data.objects.new("Blob", mesh)
     obj.location = (0.2, 0.0, 0.3)
     scene.collection.objects.link(obj)
-    empty = bpy.data.objects.new("Grip", None)
-    scene.collection.objects.link(empty)
     bpy.context.view_layer.update()
     top = max((obj.matrix_world @ v.co for v in mesh.vertices), key=lambda p: p.z)
-    empty.location = top
-    empty.keyframe_insert("location", frame=FRAMES[0])
-    empty.location = (top.x, top.y, top.z + 0.02)
-    empty.keyframe_insert("location", frame=FRAMES[1])
-    scene.frame_start, scene.frame_end = FRAMES
-    scene.frame_set(FRAMES[0])
-    s = props.scene_settings(scene)
-    s.target = obj
-    s.cache_dir = str(tmp / "cache")
-    s.job_dir = str(tmp / "job")
-    s.grid_resolution = 16
+    empty = add_grip(scene, top, FRAMES)
+    use_target(props, scene, obj, tmp)
     o = props.object_settings(obj)
     o.scale = scale
     o.trajectory = empty
@@ -92,31 +56,11 @@ def build_scene(scene: bpy.types.Scene, tmp: Path, addon: str, scale: float = 1.
     return obj, empty
 
 
-def _eval_local(obj: bpy.types.Object) -> np.ndarray:
-    dg = bpy.context.evaluated_depsgraph_get()
-    me = obj.evaluated_get(dg).data
-    co = np.empty(len(me.vertices) * 3, np.float32)
-    me.vertices.foreach_get("co", co)
-    return co.reshape(-1, 3).astype(np.float64)
-
-
-def _expected_local(cache: Path, frame: int, name: str) -> np.ndarray:
-    """A point set's positions of ``frame`` in its object's local space (manifest's world_to_object)."""
-    m = contract.read_cache_manifest(cache)
-    w2o = np.asarray(next(p for p in m["point_sets"] if p["name"] == name)["world_to_object"])
-    x = contract.read_frame(cache, frame)[f"{name}.positions"].astype(np.float64)
-    return x @ w2o[:3, :3].T + w2o[:3, 3]
-
-
-def _set_prefs_python(addon: str, python: str) -> None:
-    bpy.context.preferences.addons[addon].preferences.python_path = python
-
-
 def test_bake_plays_cache_positions_at_each_frame(empty_scene: bpy.types.Scene, addon: str, backend: str, tmp_path: Path) -> None:
     """Known answer: after a bake, at frame N the evaluated mesh vertices (and the particles
     object's) equal the cache's positions of frame N; a changed keyframe changes the bake."""
     _, cache_to_scene, props, _ = _modules(addon)
-    _set_prefs_python(addon, backend)
+    set_prefs_python(addon, backend)
     scene = empty_scene
     obj, empty = build_scene(scene, tmp_path, addon)
     assert bpy.ops.physinteract.bake() == {"FINISHED"}, props.scene_settings(scene).status
@@ -127,12 +71,12 @@ def test_bake_plays_cache_positions_at_each_frame(empty_scene: bpy.types.Scene, 
     particles = bpy.data.objects[cache_to_scene.PARTICLES_OBJECT]
     for frame in (1, 3, 6):
         scene.frame_set(frame)
-        np.testing.assert_allclose(_eval_local(obj), _expected_local(cache, frame, "Blob"), atol=1e-5)
+        np.testing.assert_allclose(eval_local(obj), expected_local(cache, frame, "Blob"), atol=1e-5)
         world = np.array(particles.matrix_world)
-        pe = _eval_local(particles) @ world[:3, :3].T + world[:3, 3]
+        pe = eval_local(particles) @ world[:3, :3].T + world[:3, 3]
         np.testing.assert_allclose(pe, contract.read_frame(cache, frame)["particles.positions"], atol=1e-5)
-    last_before = _eval_local(obj)
-    assert not np.allclose(last_before, _expected_local(cache, 1, "Blob"), atol=1e-4), "the bake did not move the mesh"
+    last_before = eval_local(obj)
+    assert not np.allclose(last_before, expected_local(cache, 1, "Blob"), atol=1e-4), "the bake did not move the mesh"
 
     # Move the second key 0.03 higher: the bake changes at the last frame, not at the first.
     fc = _fcurve(empty, "location", 2)
@@ -141,8 +85,8 @@ def test_bake_plays_cache_positions_at_each_frame(empty_scene: bpy.types.Scene, 
     first_before = contract.read_frame(cache, 1)["Blob.positions"].copy()
     assert bpy.ops.physinteract.bake() == {"FINISHED"}
     scene.frame_set(6)
-    last_after = _eval_local(obj)
-    np.testing.assert_allclose(last_after, _expected_local(cache, 6, "Blob"), atol=1e-5)
+    last_after = eval_local(obj)
+    np.testing.assert_allclose(last_after, expected_local(cache, 6, "Blob"), atol=1e-5)
     assert np.abs(last_after - last_before).max() > 1e-3
     if backend != sys.executable:  # the fake's frame 1 is the rest state, whatever comes later
         np.testing.assert_allclose(contract.read_frame(cache, 1)["Blob.positions"], first_before, atol=1e-6)
@@ -152,11 +96,7 @@ def test_fake_bake_moves_mesh_by_trajectory_displacement_with_scale(empty_scene:
                                                                     tmp_path_factory: pytest.TempPathFactory) -> None:
     """Known answer (fake backend, rigid translation): with 2 m per unit, the baked mesh moves by
     exactly the Empty's displacement in Blender units; the job holds it in metres (x2)."""
-    wrapper = tmp_path_factory.mktemp("fake2") / "python"
-    wrapper.write_text(f"#!{sys.executable}\nimport sys\nsys.path.insert(0, {str(TESTS)!r})\n"
-                       "import fake_backend\nsys.exit(fake_backend.main(sys.argv[1:]))\n")
-    wrapper.chmod(0o755)
-    _set_prefs_python(addon, str(wrapper))
+    set_prefs_python(addon, write_fake_python(tmp_path_factory.mktemp("fake2")))
     tmp = tmp_path_factory.mktemp("scaled")
     scene = empty_scene
     obj, empty = build_scene(scene, tmp, addon, scale=2.0)
@@ -168,7 +108,7 @@ def test_fake_bake_moves_mesh_by_trajectory_displacement_with_scale(empty_scene:
     for frame in (1, 4, 6):
         d = _empty_at(scene, empty, frame) - p1  # units; the object is unrotated and unscaled
         scene.frame_set(frame)
-        np.testing.assert_allclose(_eval_local(obj), rest + d, atol=1e-5)
+        np.testing.assert_allclose(eval_local(obj), rest + d, atol=1e-5)
 
 
 def _fcurve(obj: bpy.types.Object, path: str, index: int) -> bpy.types.FCurve:
@@ -224,9 +164,9 @@ def test_cancel_keeps_every_completed_frame_valid(empty_scene: bpy.types.Scene, 
     assert start == frames[0] and len(pts) == len(frames)
     for f in frames:
         scene.frame_set(f)
-        np.testing.assert_allclose(_eval_local(obj), _expected_local(cache, f, "Blob"), atol=1e-5)
+        np.testing.assert_allclose(eval_local(obj), expected_local(cache, f, "Blob"), atol=1e-5)
     scene.frame_set(frames[-1] + 5)  # past the cache: holds the last completed frame
-    np.testing.assert_allclose(_eval_local(obj), _expected_local(cache, frames[-1], "Blob"), atol=1e-5)
+    np.testing.assert_allclose(eval_local(obj), expected_local(cache, frames[-1], "Blob"), atol=1e-5)
     s = props.scene_settings(scene)
     assert not s.is_running and not s.cancel_requested
     assert bpy.ops.physinteract.bake.poll()
@@ -238,7 +178,7 @@ def test_failing_backend_leaves_scene_as_it_was(empty_scene: bpy.types.Scene, ad
     """A bad job (E.npy missing): the bake is CANCELLED with the backend's message naming
     the file, and the scene and its previous bake are exactly as before."""
     bake_session, cache_to_scene, props, _ = _modules(addon)
-    _set_prefs_python(addon, backend)
+    set_prefs_python(addon, backend)
     scene = empty_scene
     obj, _ = build_scene(scene, tmp_path, addon)
     assert bpy.ops.physinteract.bake() == {"FINISHED"}
@@ -250,7 +190,7 @@ def test_failing_backend_leaves_scene_as_it_was(empty_scene: bpy.types.Scene, ad
             "objects": sorted(o.name for o in bpy.data.objects),
             "modifiers": {o.name: [(m.name, m.type, getattr(m, "filepath", "")) for m in o.modifiers] for o in bpy.data.objects},
             "frame": scene.frame_current,
-            "coords": _eval_local(obj).round(7).tolist(),
+            "coords": eval_local(obj).round(7).tolist(),
             "cache_files": sorted((p.relative_to(cache).as_posix(), p.stat().st_size) for p in cache.rglob("*")),
             "pc2": (cache / "Blob.pc2").read_bytes(),
         }
@@ -307,7 +247,7 @@ def test_bake_blend_script_bakes_and_saves_headless(empty_scene: bpy.types.Scene
     md = obj.modifiers[cache_to_scene.MODIFIER_NAME]
     assert md.filepath.startswith("//")  # relative to the saved .blend
     bpy.context.scene.frame_set(5)
-    np.testing.assert_allclose(_eval_local(obj), _expected_local(tmp_path / "cache", 5, "Blob"), atol=1e-5)
+    np.testing.assert_allclose(eval_local(obj), expected_local(tmp_path / "cache", 5, "Blob"), atol=1e-5)
 
 
 class _Event:

@@ -3,7 +3,6 @@ against the fake backend, whose estimate writes a known field (fake_backend.know
 
 from __future__ import annotations
 
-import stat
 import sys
 import time
 from pathlib import Path
@@ -11,7 +10,8 @@ from pathlib import Path
 import bpy
 import numpy as np
 import pytest
-from test_bake import TESTS, build_scene
+from helpers import TESTS, set_prefs_python, write_fake_python
+from test_bake import build_scene
 
 from physinteract import contract
 
@@ -22,12 +22,9 @@ import fake_backend  # noqa: E402
 @pytest.fixture
 def fake(tmp_path_factory: pytest.TempPathFactory, addon: str) -> str:
     """The fake backend behind an executable wrapper, set as the add-on's backend Python."""
-    wrapper = tmp_path_factory.mktemp("fake_estimate") / "python"
-    wrapper.write_text(f"#!{sys.executable}\nimport sys\nsys.path.insert(0, {str(TESTS)!r})\n"
-                       "import fake_backend\nsys.exit(fake_backend.main(sys.argv[1:]))\n")
-    wrapper.chmod(wrapper.stat().st_mode | stat.S_IXUSR)
-    bpy.context.preferences.addons[addon].preferences.python_path = str(wrapper)
-    return str(wrapper)
+    wrapper = write_fake_python(tmp_path_factory.mktemp("fake_estimate"))
+    set_prefs_python(addon, wrapper)
+    return wrapper
 
 
 def _modules(addon: str) -> tuple:

@@ -11,7 +11,7 @@ import bmesh
 import bpy
 import numpy as np
 import pytest
-from test_bake import _eval_local, _expected_local, _set_prefs_python, backend  # noqa: F401  (fixture)
+from helpers import add_grip, eval_local, expected_local, set_prefs_python, use_target
 
 from physinteract import contract
 
@@ -39,16 +39,8 @@ def _sphere_scene(scene: bpy.types.Scene, tmp: Path, addon: str) -> tuple[bpy.ty
     obj = bpy.data.objects.new("Ball", mesh)
     obj.location = (0.0, 0.1, 0.2)
     scene.collection.objects.link(obj)
-    empty = bpy.data.objects.new("Grip", None)
-    scene.collection.objects.link(empty)
-    empty.location = (0.0, 0.1, 0.2 + RADIUS)
-    empty.keyframe_insert("location", frame=1)
-    empty.location = (0.0, 0.1, 0.2 + RADIUS + 0.02)
-    empty.keyframe_insert("location", frame=6)
-    scene.frame_start, scene.frame_end = 1, 6
-    scene.frame_set(1)
-    s = props.scene_settings(scene)
-    s.target, s.cache_dir, s.job_dir, s.grid_resolution = obj, str(tmp / "cache"), str(tmp / "job"), 16
+    empty = add_grip(scene, (0.0, 0.1, 0.2 + RADIUS), (1, 6))
+    use_target(props, scene, obj, tmp)
     o = props.object_settings(obj)
     o.trajectory, o.contact_source, o.contact_radius, o.material_preset = empty, "NEAREST", 0.015, "JELLY"
     o.fill_mode, o.fill_resolution = "VOLUME", 8
@@ -60,7 +52,7 @@ def _sphere_scene(scene: bpy.types.Scene, tmp: Path, addon: str) -> tuple[bpy.ty
 def test_volume_fill_particles_fill_the_sphere_volume(empty_scene: bpy.types.Scene, addon: str, tmp_path: Path) -> None:
     """Known answer: the backend's fill of a closed icosphere has total particle volume within 15% of
     the mesh's volume (~4/3 pi r^3), surface and interior particles, all within r + one cell of the centre."""
-    _set_prefs_python(addon, sys.executable)
+    set_prefs_python(addon, sys.executable)
     props = sys.modules[f"{addon}.properties"]
     obj, _ = _sphere_scene(empty_scene, tmp_path, addon)
     assert bpy.ops.physinteract.fill() == {"FINISHED"}
@@ -79,15 +71,15 @@ def test_volume_fill_particles_fill_the_sphere_volume(empty_scene: bpy.types.Sce
 
 
 @needs_fill
-def test_filled_object_bakes_and_mesh_follows_its_point_set(empty_scene: bpy.types.Scene, addon: str, backend: str,  # noqa: F811
+def test_filled_object_bakes_and_mesh_follows_its_point_set(empty_scene: bpy.types.Scene, addon: str, backend: str,
                                                             tmp_path: Path) -> None:
     """Known answer: after Fill + Bake the job's particles are the fill, the mesh (a passive point set)
     plays the cache's positions at each frame, and the particles object has one vertex per particle."""
-    _set_prefs_python(addon, sys.executable)  # the fill always runs on the real backend
+    set_prefs_python(addon, sys.executable)  # the fill always runs on the real backend
     props, c2s = sys.modules[f"{addon}.properties"], sys.modules[f"{addon}.cache_to_scene"]
     obj, _ = _sphere_scene(empty_scene, tmp_path, addon)
     assert bpy.ops.physinteract.fill() == {"FINISHED"}
-    _set_prefs_python(addon, backend)
+    set_prefs_python(addon, backend)
     assert bpy.ops.physinteract.bake() == {"FINISHED"}, props.scene_settings(empty_scene).status
     job = contract.read_job(tmp_path / "job")
     n = props.object_settings(obj).fill_count
@@ -97,14 +89,14 @@ def test_filled_object_bakes_and_mesh_follows_its_point_set(empty_scene: bpy.typ
     cache = tmp_path / "cache"
     for frame in (1, 4, 6):
         empty_scene.frame_set(frame)
-        np.testing.assert_allclose(_eval_local(obj), _expected_local(cache, frame, "Ball"), atol=1e-5)
+        np.testing.assert_allclose(eval_local(obj), expected_local(cache, frame, "Ball"), atol=1e-5)
     assert len(bpy.data.objects[c2s.PARTICLES_OBJECT].data.vertices) == n
 
 
 @needs_fill
 def test_bake_refuses_a_stale_fill(empty_scene: bpy.types.Scene, addon: str, tmp_path: Path) -> None:
     """Moving the object after filling makes the fill stale: the bake is refused with advice, nothing runs."""
-    _set_prefs_python(addon, sys.executable)
+    set_prefs_python(addon, sys.executable)
     obj, _ = _sphere_scene(empty_scene, tmp_path, addon)
     assert bpy.ops.physinteract.fill() == {"FINISHED"}
     obj.location.x += 0.01
@@ -132,7 +124,7 @@ def test_particle_ply_reader_matches_the_backend_writer(addon: str, tmp_path: Pa
 @needs_fill
 def test_fill_preview_adds_a_point_cloud_with_the_reported_count(empty_scene: bpy.types.Scene, addon: str, tmp_path: Path) -> None:
     """Preview filling creates '<object> Fill Preview' holding one vertex per particle, as many as the panel reports."""
-    _set_prefs_python(addon, sys.executable)
+    set_prefs_python(addon, sys.executable)
     props = sys.modules[f"{addon}.properties"]
     obj, _ = _sphere_scene(empty_scene, tmp_path, addon)
     bpy.context.view_layer.objects.active = obj

@@ -9,7 +9,7 @@ import bpy
 import mathutils
 import numpy as np
 import pytest
-from test_bake import _set_prefs_python
+from helpers import add_grip, set_prefs_python, use_target
 from test_fill import needs_fill
 
 from physinteract import contract
@@ -41,18 +41,10 @@ def _gaussian_scene(scene: bpy.types.Scene, tmp: Path, addon: str) -> tuple[bpy.
     obj.location = (0.1, -0.2, 0.3)
     obj.rotation_euler = (0.0, 0.0, np.pi / 6)
     obj.scale = (OBJ_SCALE,) * 3
-    empty = bpy.data.objects.new("Grip", None)
-    scene.collection.objects.link(empty)
     bpy.context.view_layer.update()
     top = max((obj.matrix_world @ mathutils.Vector(p.tolist()) for p in cloud.means), key=lambda p: p.z)
-    empty.location = top
-    empty.keyframe_insert("location", frame=1)
-    empty.location = (top.x, top.y, top.z + 0.02)
-    empty.keyframe_insert("location", frame=4)
-    scene.frame_start, scene.frame_end = 1, 4
-    scene.frame_set(1)
-    s = props.scene_settings(scene)
-    s.target, s.cache_dir, s.job_dir, s.grid_resolution = obj, str(tmp / "cache"), str(tmp / "job"), 16
+    empty = add_grip(scene, top, (1, 4))
+    use_target(props, scene, obj, tmp)
     o = props.object_settings(obj)
     o.scale, o.trajectory, o.contact_source, o.contact_radius = MPU, empty, "NEAREST", 0.02
     bpy.context.view_layer.objects.active = obj
@@ -111,7 +103,7 @@ def test_fill_of_gaussian_object_fills_its_world_gaussians(empty_scene: bpy.type
     """Known answer: Fill on a Gaussian object writes its Gaussians in world metres as a 3DGS PLY (centres M x MPU),
     runs 'physinteract fill --gaussians' on it, and the particles (surface and interior) lie within the centres' box
     grown by 3 sigma and one cell; the job then uses the fill as particles and keeps the Gaussians as its point set."""
-    _set_prefs_python(addon, sys.executable)
+    set_prefs_python(addon, sys.executable)
     props = sys.modules[f"{addon}.properties"]
     obj, cloud = _gaussian_scene(empty_scene, tmp_path, addon)
     o = props.object_settings(obj)

@@ -24,7 +24,8 @@ import numpy as np
 from physinteract import contract
 
 from . import backend_process, cache_to_scene, scene_to_job
-from .properties import scene_settings
+from .properties import PhysInteractSceneSettings, scene_settings
+from .utils import format_pascals
 
 RUNNING, FINISHED, CANCELLED, FAILED = "RUNNING", "FINISHED", "CANCELLED", "FAILED"
 
@@ -65,6 +66,12 @@ def _promote(staging: Path, cache_dir: Path) -> None:
         else:
             os.replace(entry, dst)
     staging.rmdir()
+
+
+def clear_running_flags(settings: PhysInteractSceneSettings) -> None:
+    """No run goes on in this scene (any more): clear its running and cancel flags."""
+    settings.is_running = False
+    settings.cancel_requested = False
 
 
 class BackendSession:
@@ -174,50 +181,49 @@ class BackendSession:
             return RUNNING
         return self._finish(code)
 
-    def _finish(self, code: int) -> str:
+    def _end_run(self) -> tuple[backend_process.BackendProcess, Path, PhysInteractSceneSettings]:
+        """The process has ended: clear the running flags; returns (process, result folder, scene settings)."""
         assert self.process is not None and self.info is not None and self.cache_dir is not None
-        proc, cache_dir = self.process, self.cache_dir
         settings = scene_settings(self.scene)
-        settings.is_running = False
-        settings.cancel_requested = False
+        clear_running_flags(settings)
+        return self.process, self.cache_dir, settings
+
+    def _end(self, state: str, message: str, status: str | None = None) -> str:
+        """Record how the run ended: ``message`` (also the status line unless ``status`` is given); returns ``state``."""
+        self.message = message
+        scene_settings(self.scene).status = message if status is None else status
+        return state
+
+    def _finish(self, code: int) -> str:
+        proc, cache_dir, settings = self._end_run()
         staging = proc.cache_dir
         try:
             if proc.cancelled:
                 self.kept_frames = proc.finish_cancel()
                 if not self.kept_frames:
                     _clear_staging(staging)
-                    self.message = "Cancelled before any frame was completed; the previous cache is unchanged"
-                    settings.status = self.message
-                    return CANCELLED
+                    return self._end(CANCELLED, "Cancelled before any frame was completed; the previous cache is unchanged")
                 _promote(staging, cache_dir)
                 self._play()
                 self.changed_scene = True
-                self.message = f"Cancelled: kept {len(self.kept_frames)} completed frames"
-                settings.status = self.message
-                return CANCELLED
+                return self._end(CANCELLED, f"Cancelled: kept {len(self.kept_frames)} completed frames")
             if code != 0:
-                self.message = proc.failure_message(code)
+                message = proc.failure_message(code)
                 _clear_staging(staging)
-                settings.status = f"{self.command} failed: {self.message}"
-                return FAILED
+                return self._end(FAILED, message, f"{self.command} failed: {message}")
             m = contract.read_cache_manifest(staging)
             if m.get("status") != "complete":
-                self.message = f"the backend exited but the cache status is '{m.get('status')}': {m.get('message', '')}"
+                message = f"the backend exited but the cache status is '{m.get('status')}': {m.get('message', '')}"
                 _clear_staging(staging)
-                settings.status = self.message
-                return FAILED
+                return self._end(FAILED, message)
             self.kept_frames = contract.completed_frames(staging)
             _promote(staging, cache_dir)
             self._play()
             self.changed_scene = True
         except (contract.ContractError, OSError, ValueError) as e:
-            self.message = f"could not load the backend's cache: {e}"
-            settings.status = self.message
-            return FAILED
+            return self._end(FAILED, f"could not load the backend's cache: {e}")
         settings.progress = 1.0
-        self.message = f"{self.command}: {len(self.kept_frames)} frames baked into {cache_dir}"
-        settings.status = self.message
-        return FINISHED
+        return self._end(FINISHED, f"{self.command}: {len(self.kept_frames)} frames baked into {cache_dir}")
 
     def _play(self) -> None:
         assert self.info is not None and self.cache_dir is not None
@@ -245,13 +251,6 @@ ESTIMATE_FILES = ("estimate.json", "estimate_trajectory.npy", "estimate_trajecto
 def estimate_dir(cache_dir: Path) -> Path:
     """Where the estimate of the scene whose bake cache is ``cache_dir`` goes."""
     return cache_dir / ESTIMATE_SUBDIR
-
-
-def _pascals(e: float) -> str:
-    for unit, f in (("GPa", 1e9), ("MPa", 1e6), ("kPa", 1e3)):
-        if e >= f:
-            return f"{e / f:.3g} {unit}"
-    return f"{e:.3g} Pa"
 
 
 class EstimateSession(BackendSession):
@@ -312,11 +311,7 @@ class EstimateSession(BackendSession):
         return 0.0, "estimate: preparing"
 
     def _finish(self, code: int) -> str:
-        assert self.process is not None and self.info is not None and self.cache_dir is not None
-        proc, cache_dir = self.process, self.cache_dir
-        settings = scene_settings(self.scene)
-        settings.is_running = False
-        settings.cancel_requested = False
+        proc, cache_dir, settings = self._end_run()
         staging = proc.cache_dir
         field: tuple[np.ndarray, np.ndarray] | None = None
         try:
@@ -331,30 +326,22 @@ class EstimateSession(BackendSession):
             if field is None:
                 self._clear_staging(staging)
                 if proc.cancelled:
-                    self.message = "Cancelled before an estimate was written; the scene is unchanged"
-                    settings.status = self.message
-                    return CANCELLED
-                self.message = self.message or proc.failure_message(code)
-                settings.status = f"estimate failed: {self.message}"
-                return FAILED
+                    return self._end(CANCELLED, "Cancelled before an estimate was written; the scene is unchanged")
+                message = self.message or proc.failure_message(code)
+                return self._end(FAILED, message, f"estimate failed: {message}")
             _promote(staging, cache_dir)
         except (contract.ContractError, OSError, ValueError) as e:
-            self.message = f"could not keep the estimate: {e}"
-            settings.status = self.message
-            return FAILED
+            return self._end(FAILED, f"could not keep the estimate: {e}")
         E, nu = field
         self._store(E, nu)
         self.changed_scene = True
         where = f" on {', '.join(repr(n) for n in self.stored_on)}" if self.stored_on else ""
-        summary = f"median E {_pascals(self.E_median)}, nu {settings.estimate_nu_median:.3f}{where}"
+        summary = f"median E {format_pascals(self.E_median, '.3g')}, nu {settings.estimate_nu_median:.3f}{where}"
         if proc.cancelled:
-            self.message = f"Cancelled at iteration {settings.estimate_progress_iteration}: kept the estimate so far ({summary})"
-            settings.status = self.message
-            return CANCELLED
+            iteration = settings.estimate_progress_iteration
+            return self._end(CANCELLED, f"Cancelled at iteration {iteration}: kept the estimate so far ({summary})")
         settings.progress = 1.0
-        self.message = f"estimate: {summary}, in {cache_dir}"
-        settings.status = self.message
-        return FINISHED
+        return self._end(FINISHED, f"estimate: {summary}, in {cache_dir}")
 
     def _store(self, E: np.ndarray, nu: np.ndarray) -> None:
         assert self.info is not None and self.cache_dir is not None

@@ -9,6 +9,14 @@ import bpy
 OperatorResult = set[Literal["RUNNING_MODAL", "CANCELLED", "FINISHED", "PASS_THROUGH", "INTERFACE"]]
 
 
+def format_pascals(e: float, spec: str = "g") -> str:
+    """A stress or modulus in the largest of GPa, MPa, kPa, Pa that keeps it >= 1 (``spec``: the number's format)."""
+    for unit, f in (("GPa", 1e9), ("MPa", 1e6), ("kPa", 1e3)):
+        if e >= f:
+            return f"{e / f:{spec}} {unit}"
+    return f"{e:{spec}} Pa"
+
+
 def scene_of(context: bpy.types.Context) -> bpy.types.Scene:
     scene = context.scene
     if scene is None:

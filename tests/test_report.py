@@ -7,7 +7,7 @@ import zlib
 
 import numpy as np
 
-from physinteract.report import png_bytes
+from physinteract.imageio import png_bytes
 
 
 def _decode(data: bytes) -> tuple[int, int, int, bytes]:

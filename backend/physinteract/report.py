@@ -13,9 +13,7 @@ from typing import Any
 import numpy as np
 
 from physinteract import contract
-from physinteract.imageio import png_bytes, write_png
-
-__all__ = ["png_bytes", "write_png", "particle_colors", "render_particles", "write_bake_report"]
+from physinteract.imageio import write_png
 
 
 def particle_colors(rest: np.ndarray) -> np.ndarray:

@@ -140,8 +140,7 @@ class PHYSINTERACT_OT_reset_status(bpy.types.Operator):
 
     def execute(self, context: bpy.types.Context) -> OperatorResult:
         s = scene_settings(scene_of(context))
-        s.is_running = False
-        s.cancel_requested = False
+        bake_session.clear_running_flags(s)
         s.status = ""
         return {"FINISHED"}
 
@@ -182,8 +181,7 @@ def clear_stale_running_flags(_filepath: str = "") -> None:
     for scene in bpy.data.scenes:
         s = scene_settings(scene)
         if s.is_running or s.cancel_requested:
-            s.is_running = False
-            s.cancel_requested = False
+            bake_session.clear_running_flags(s)
             s.status = "The previous run was interrupted"
 
 

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import bpy
 
+from . import object as object_props
+from . import scene as scene_props
 from .object import MATERIAL_PRESETS, PhysInteractObjectSettings
 from .scene import PhysInteractSceneSettings
 
 __all__ = ["MATERIAL_PRESETS", "PhysInteractObjectSettings", "PhysInteractSceneSettings", "object_settings", "scene_settings"]
 
-CLASSES = (PhysInteractObjectSettings, PhysInteractSceneSettings)
+CLASSES = (*object_props.CLASSES, *scene_props.CLASSES)
 _register_classes, _unregister_classes = bpy.utils.register_classes_factory(CLASSES)
 
 

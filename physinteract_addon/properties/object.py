@@ -11,6 +11,7 @@ import bpy
 from bpy.props import BoolProperty, EnumProperty, FloatProperty, IntProperty, PointerProperty, StringProperty
 
 from ..gaussians import update_display_size
+from ..utils import format_pascals
 
 # name -> (E Pa, nu, density kg/m^3): typical initial guesses for the estimate.
 MATERIAL_PRESETS: dict[str, tuple[float, float, float]] = {
@@ -21,16 +22,9 @@ MATERIAL_PRESETS: dict[str, tuple[float, float, float]] = {
 }
 
 
-def _pascals(e: float) -> str:
-    for unit, f in (("GPa", 1e9), ("MPa", 1e6), ("kPa", 1e3)):
-        if e >= f:
-            return f"{e / f:g} {unit}"
-    return f"{e:g} Pa"
-
-
 # The preset menu, its descriptions derived from the values they set.
 PRESET_ITEMS = [("CUSTOM", "Custom", "Keep the values below")] + [
-    (key, key.title(), f"E {_pascals(e)}, nu {nu:g}, {rho:g} kg/m^3") for key, (e, nu, rho) in MATERIAL_PRESETS.items()
+    (key, key.title(), f"E {format_pascals(e)}, nu {nu:g}, {rho:g} kg/m^3") for key, (e, nu, rho) in MATERIAL_PRESETS.items()
 ]
 
 INTERACTION_ITEMS = [

@@ -116,8 +116,9 @@ def test_full_size_scenes_need_at_most_60_cfl_substeps_per_frame_at_the_estimato
         lo, hi = np.asarray(spec.lo), np.asarray(spec.hi)
         h = (S._solid_volume(spec.sdf, lo, hi) / spec.particles) ** (1 / 3)
         est = S.fill_sdf(spec.sdf, lo, hi, h, np.full(3, 0.5))
-        assert 1000 <= len(est.x) <= 2500, name
-        model = make_model(est.x, est.volume, spec.density, spec.E(est.x), spec.nu, S._solver_config(spec, spec.grid_resolution))
+        X = est.positions
+        assert 1000 <= len(X) <= 2500, name
+        model = make_model(X, est.volume, spec.density, spec.E(X), spec.nu, S._solver_config(spec, spec.grid_resolution))
         duration = cfg.frames / cfg.fps
-        control = S._control(spec, np.flatnonzero(spec.contact(est.x)), est.x, np.asarray(spec.times_frac) * duration, spec.path)
+        control = S._control(spec, np.flatnonzero(spec.contact(X)), X, np.asarray(spec.times_frac) * duration, spec.path)
         assert cfl_substeps(model, control, 1 / cfg.fps, duration, model.config) <= 60, name

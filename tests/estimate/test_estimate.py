@@ -81,8 +81,9 @@ def test_field_is_a_partition_of_unity_and_the_interior_copies_the_surface():
     np.testing.assert_allclose(logE[inner], logE[surf[near[:, 0]]])
     with torch.no_grad():
         f.z.fill_(np.log(1e12))  # beyond E_max: clamped to the physical range
-    assert float(f.log_E().max()) == pytest.approx(np.log(1e6))
-    assert 0.05 <= float(f.nu().min()) <= float(f.nu().max()) <= 0.45
+    assert float(f.log_E().detach().max()) == pytest.approx(np.log(1e6))
+    nu = f.nu().detach()
+    assert 0.05 <= float(nu.min()) <= float(nu.max()) <= 0.45
 
 
 def test_charbonnier_smoothness_is_quadratic_near_zero_and_linear_far():
@@ -180,3 +181,35 @@ def test_estimate_command_reports_a_job_without_video(tmp_path, capsys):
     assert "video.frames" in capsys.readouterr().err
     events, _ = contract.follow_events(tmp_path / "cache" / contract.EVENTS_FILE)
     assert events[-1]["event"] == "error" and "video.frames" in events[-1]["message"]
+
+
+def test_gaussian_binding_reproduces_an_affine_motion_exactly():
+    """Particles moved by x = A X + b with F = A carry their Gaussians to A X_g + b with covariance A Sigma A^T."""
+    from physinteract.estimate.scene import GaussianBinding
+
+    rng = np.random.default_rng(1)
+    X = rng.uniform(-0.05, 0.05, size=(300, 3))
+    Xg = rng.uniform(-0.03, 0.03, size=(40, 3))
+    L = rng.normal(size=(40, 3, 3)) * 0.002
+    cov0 = L @ np.transpose(L, (0, 2, 1))
+    A = np.eye(3) + 0.3 * rng.normal(size=(3, 3))
+    b = np.array([0.01, -0.02, 0.03])
+    binding = GaussianBinding(Xg, cov0, np.full((40, 3), 0.5), np.full(40, 0.9), X, dtype=torch.float64)
+    g = binding.gaussians(torch.as_tensor(X @ A.T + b), torch.as_tensor(np.tile(A, (300, 1, 1))))
+    np.testing.assert_allclose(g.means.numpy(), Xg @ A.T + b, atol=1e-12)
+    np.testing.assert_allclose(g.covariances.numpy(), A @ cov0 @ A.T, atol=1e-15)
+
+
+def test_particles_without_gaussians_take_their_colour_from_the_rest_frame():
+    """With no coloured point set, surface particles become Gaussians coloured by the pixel they project to."""
+    from physinteract.estimate.scene import Observation, binding_from_job
+    from tests.conftest import make_job
+
+    job = make_job(n=200)
+    W, H = job.camera.width, job.camera.height
+    frames = torch.zeros((job.num_frames, H, W, 3))
+    frames[0, ...] = torch.tensor([0.2, 0.6, 0.9])
+    obs = Observation(frames, None, torch.zeros(3))
+    binding = binding_from_job(job, obs)
+    assert len(binding) == int((job.labels == 0).sum())
+    np.testing.assert_allclose(binding.colors.numpy(), np.tile([0.2, 0.6, 0.9], (len(binding), 1)), atol=1e-6)

@@ -69,48 +69,26 @@ def E_field(x: np.ndarray, E: float, ratio: float) -> np.ndarray:
 def simulate_gaussians(particles, E: np.ndarray, nu: float, density: float, times: np.ndarray, keys: np.ndarray,
                        frames: int, grid: int, means: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Simulate a filled beam grasped at +x and return the Gaussians' positions [F+1, G, 3] and F [F+1, G, 3, 3]."""
-    from physinteract.geometry import interpolate_from_particles
-    from physinteract.mpm import Control, Rollout, SolverConfig, make_model
+    from physinteract.benchmark.scenes import carry, simulate
+    from physinteract.mpm import Control, SolverConfig, make_model
 
     x = particles.positions
     contact = np.flatnonzero(x[:, 0] > CENTER[0] + 0.06)
     model = make_model(x, particles.volume, density, E, nu, SolverConfig(grid_resolution=grid))
     ctrl = Control("point_adherent", "velocity", contact, times, x[contact].mean(0) + keys)
-    roll = Rollout(model, ctrl, 1.0 / FPS, frames)
-    xs = roll.forward()
-    out_x, out_F = [], []
-    for i, st in enumerate(roll.checkpoints):
-        gx, gF = interpolate_from_particles(means, x, xs[i], st.F)
-        out_x.append(gx)
-        out_F.append(gF)
-    return np.stack(out_x), np.stack(out_F)
+    xs, Fs, _ = simulate(model, ctrl, 1.0 / FPS, frames)
+    return carry(means, x, xs, Fs)
 
 
 def render_video(gx: np.ndarray, gF: np.ndarray, quats: np.ndarray, scales: np.ndarray, colors: np.ndarray,
                  opacities: np.ndarray, camera: contract.Camera, noise: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Frames [F+1, H, W, 3] and masks [F+1, H, W] rendered at 2x and box-filtered down, plus noise."""
-    import torch
+    """Frames [F+1, H, W, 3] and masks [F+1, H, W] rendered at 2x and box-filtered down, plus noise (float64)."""
+    from physinteract.benchmark.scenes import render_frames
 
-    from physinteract.render import Camera, GaussianBatch, covariance_from_quat_scale, render
-
-    rng = np.random.default_rng(seed)
-    cov0 = covariance_from_quat_scale(torch.as_tensor(quats), torch.as_tensor(scales)).numpy()
-    K2 = camera.K.copy()
-    K2[:2] *= 2.0
-    frames, masks = [], []
-    bg = torch.tensor([0.92, 0.92, 0.9], dtype=torch.float64)
-    for i in range(len(gx)):
-        cov = gF[i] @ cov0 @ np.transpose(gF[i], (0, 2, 1))
-        g = GaussianBatch(torch.as_tensor(gx[i]), torch.as_tensor(colors), torch.as_tensor(opacities), covariances=torch.as_tensor(cov))
-        cam = Camera.from_numpy(K2, camera.world_to_camera[i], 2 * camera.width, 2 * camera.height, dtype=torch.float64)
-        with torch.no_grad():
-            out = render(g, cam, background=bg)
-        H, W = camera.height, camera.width
-        rgb = out.rgb.numpy().reshape(H, 2, W, 2, 3).mean((1, 3))
-        alpha = out.alpha.numpy().reshape(H, 2, W, 2).mean((1, 3))
-        frames.append(np.clip(rgb + noise * rng.normal(size=rgb.shape), 0, 1))
-        masks.append((alpha > 0.5).astype(np.float64))
-    return np.stack(frames), np.stack(masks)
+    gauss = {"rotations": quats, "scales": scales, "colors": colors, "opacities": opacities}
+    rgb, alpha = render_frames(gx, gF, gauss, camera.K, camera.world_to_camera, camera.width, camera.height, supersample=2,
+                               noise=noise, rng=np.random.default_rng(seed), background=(0.92, 0.92, 0.9), double=True)
+    return rgb, (alpha > 0.5).astype(np.float64)
 
 
 def build(folder: Path, E_true: float = 1.2e4, E_guess: float = 6.0e4, nu: float = 0.3, density: float = 500.0,

@@ -15,6 +15,7 @@ Writes ``OUT/report.json``, ``OUT/report.md`` and plots (loss curves, E relative
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import sys
@@ -72,30 +73,22 @@ def material_accuracy(E_pred: np.ndarray, E_gt: np.ndarray, tolerance: float = M
     return float(np.mean(np.abs(E_pred - E_gt) / E_gt <= tolerance + 1e-12))
 
 
-def novel_error(job: contract.Job, gt: dict[str, np.ndarray], E: np.ndarray, nu: np.ndarray, contact: np.ndarray | None = None) -> float:
+def novel_error(job: contract.Job, gt: dict[str, np.ndarray], E: np.ndarray, nu: np.ndarray) -> float:
     """Mean Gaussian-centre error of the novel interaction re-simulated with (E, nu), relative to the object size.
 
     The estimator's particles are simulated with the job's solver settings (CPU) along gt's novel
     trajectory; the Gaussians are carried by the particles (as in the video) and compared with the GT
     centres at frames 1..F.
     """
-    from physinteract.mpm.model import Control, config_from_settings, control_from_job, make_model
-    from physinteract.mpm.rollout import Rollout
+    from physinteract.mpm.model import config_from_settings, control_from_job, make_model
 
     cfg = config_from_settings(job.solver)
     cfg.arch = "cpu"
     model = make_model(job.particles, job.volume, job.density, E, nu, cfg)
     base = control_from_job(job)
-    control = Control(interaction=base.interaction, drive=base.drive, contact=base.contact if contact is None else contact,
-                      times=gt["novel_trajectory_times"], values=gt["novel_trajectory"], collider=base.collider,
-                      radius=base.radius, axis=base.axis, normal=base.normal, friction=base.friction)
-    frames = job.frame_end - job.frame_start
-    sim = Rollout(model, control, frame_dt=1.0 / job.fps, num_frames=frames)
-    sim.forward()
-    xs = np.stack([s.x for s in sim.checkpoints])
-    Fs = np.stack([s.F for s in sim.checkpoints])
-    gauss = job.point_sets[0].rest_positions
-    centres = S.carried_centres({"positions": gauss}, job.particles, xs, Fs)
+    control = dataclasses.replace(base, times=gt["novel_trajectory_times"], values=gt["novel_trajectory"])
+    xs, Fs, _ = S.simulate(model, control, 1.0 / job.fps, job.frame_end - job.frame_start)
+    centres, _ = S.carry(job.point_sets[0].rest_positions, job.particles, xs, Fs)
     err = np.linalg.norm(centres[1:] - gt["novel_gaussians"][1:], axis=-1)
     return float(err.mean() / float(gt["object_size"]))
 
@@ -165,11 +158,10 @@ def _log(msg: str) -> None:
 
 def ensure_scene(name: str, folder: Path, build: S.BuildConfig, rebuild: bool, log: Callable[[str], None]) -> dict[str, Any]:
     """Build the scene into ``folder`` unless a scene made with the same settings is there already."""
-    want = {k: v for k, v in build.__dict__.items() if k != "extra"}
     if not rebuild and (folder / S.SCENE_FILE).exists() and (folder / S.GT_FILE).exists() and (folder / contract.JOB_MANIFEST).exists():
         try:
             info = S.load_info(folder)
-            if info.get("config") == want:
+            if info.get("config") == build.settings():
                 log(f"{name}: cached scene in {folder}")
                 return info
         except ValueError:
@@ -228,7 +220,7 @@ def run_benchmark(config: RunConfig, estimate: EstimateFn | None = None, log: Ca
     for mode in config.modes:
         report["average"][mode] = {k: float(np.mean([report["scenes"][s][mode][k] for s in config.scenes])) for k in METRICS}
     report["seconds_total"] = round(time.perf_counter() - t_all, 2)
-    report["build"] = {k: v for k, v in config.build.__dict__.items() if k != "extra"}
+    report["build"] = config.build.settings()
     contract.atomic_write_json(out / "report.json", report)
     contract.atomic_write_text(out / "report.md", report_markdown(report))
     say(f"report written to {out / 'report.md'}")

@@ -33,6 +33,8 @@ from typing import Any
 import numpy as np
 
 from physinteract import contract
+from physinteract.geometry.fill import Particles
+from physinteract.imageio import write_png
 
 SDF = Callable[[np.ndarray], np.ndarray]  # [P, 3] m -> [P] signed distance (m), negative inside
 GT_FILE = "gt.npz"
@@ -130,7 +132,6 @@ class SceneSpec:
     view: tuple[float, float, float] = (0.35, -1.0, 0.45)
     colors: tuple[tuple[float, float, float], tuple[float, float, float]] = ((0.9, 0.6, 0.25), (0.35, 0.2, 0.1))
     stripe_axis: int = 0
-    num_regions: int = 1
 
 
 def _homogeneous(E: float) -> tuple[Callable[[np.ndarray], np.ndarray], Callable[[np.ndarray], np.ndarray]]:
@@ -182,7 +183,7 @@ def bow_tie() -> SceneSpec:
         path=_path((0, 0, 0), (0, 0, 0.04), (0, 0.02, -0.01), (0, 0, 0.03), (0, 0, 0.0)),
         novel_path=_path((0, 0, 0), (0.03, 0, 0.02), (-0.03, 0, 0.03), (0.02, 0, -0.02), (0, 0, 0.01)),
         domain=((-0.22, -0.12, 0.14), (0.22, 0.14, 0.4)), particles=1800,
-        colors=((0.75, 0.15, 0.2), (0.95, 0.85, 0.8)), num_regions=2,
+        colors=((0.75, 0.15, 0.2), (0.95, 0.85, 0.8)),
     )
 
 
@@ -200,7 +201,7 @@ def tow_rope() -> SceneSpec:
         novel_path=_path((0, 0, 0), (0.0, -0.04, 0.06), (-0.02, -0.06, 0.12), (-0.03, -0.03, 0.16)),
         domain=((-0.27, -0.12, -0.03), (0.3, 0.14, 0.26)), particles=1800,
         ground=contract.Ground(height=0.0, friction=0.4, mode="separate"),
-        colors=((0.25, 0.45, 0.8), (0.9, 0.9, 0.85)), num_regions=2,
+        colors=((0.25, 0.45, 0.8), (0.9, 0.9, 0.85)),
     )
 
 
@@ -220,7 +221,7 @@ def glove() -> SceneSpec:
         path=_path((0, 0, 0), (0, 0.0, 0.04), (0, 0.03, 0.02), (0, 0.0, 0.05)),
         novel_path=_path((0, 0, 0), (0, -0.03, 0.02), (0.02, 0, 0.05), (0, 0.02, 0.0)),
         domain=((-0.14, -0.12, 0.12), (0.24, 0.16, 0.4)), particles=1800,
-        colors=((0.3, 0.6, 0.35), (0.9, 0.85, 0.4)), stripe_axis=1, num_regions=2,
+        colors=((0.3, 0.6, 0.35), (0.9, 0.85, 0.4)), stripe_axis=1,
     )
 
 
@@ -305,7 +306,7 @@ def flower() -> SceneSpec:
         path=_path((0, 0, 0), (0.05, 0, 0.01), (-0.02, 0.02, 0.02), (0.03, 0.0, 0.0)),
         novel_path=_path((0, 0, 0), (0, 0.05, 0.0), (0.02, -0.03, 0.02), (0, 0.02, 0.0)),
         domain=((-0.2, -0.17, 0.04), (0.22, 0.19, 0.42)), particles=1500,
-        view=(0.4, -1.0, 0.3), colors=((0.9, 0.3, 0.7), (0.3, 0.7, 0.3)), stripe_axis=2, num_regions=2,
+        view=(0.4, -1.0, 0.3), colors=((0.9, 0.3, 0.7), (0.3, 0.7, 0.3)), stripe_axis=2,
     )
 
 
@@ -361,15 +362,12 @@ class BuildConfig:
         """A tiny version for tests: few particles, coarse grid, 4 frames, 64x48 px."""
         return BuildConfig(scale=0.15, frames=4, width=64, height=48, gaussians=600)
 
-
-@dataclass
-class Filled:
-    x: np.ndarray  # [N, 3] m, world
-    volume: np.ndarray  # [N] m^3
-    labels: np.ndarray  # [N] uint8 SURFACE / INTERIOR
+    def settings(self) -> dict[str, Any]:
+        """The fields that decide what a build makes (all but ``extra``): written to scene.json, compared to reuse a cache."""
+        return {k: v for k, v in self.__dict__.items() if k != "extra"}
 
 
-def fill_sdf(sdf: SDF, lo: np.ndarray, hi: np.ndarray, spacing: float, offset: np.ndarray) -> Filled:
+def fill_sdf(sdf: SDF, lo: np.ndarray, hi: np.ndarray, spacing: float, offset: np.ndarray) -> Particles:
     """Particles on a cubic lattice (``spacing`` m, shifted by ``offset`` in [0, 1)^3 cells) inside the solid.
     Surface label for particles within one spacing of the boundary."""
     lo, hi = np.asarray(lo, np.float64) - spacing, np.asarray(hi, np.float64) + spacing
@@ -379,12 +377,12 @@ def fill_sdf(sdf: SDF, lo: np.ndarray, hi: np.ndarray, spacing: float, offset: n
     keep = d < 0.0
     x = pts[keep]
     labels = np.where(d[keep] > -spacing, contract.SURFACE, contract.INTERIOR).astype(np.uint8)
-    return Filled(x, np.full(len(x), spacing**3), labels)
+    return Particles(x, np.full(len(x), spacing**3), labels, cell_size=spacing)
 
 
 def _solid_volume(sdf: SDF, lo: np.ndarray, hi: np.ndarray) -> float:
     h = float(np.max(np.asarray(hi) - np.asarray(lo))) / 80.0
-    return len(fill_sdf(sdf, lo, hi, h, np.full(3, 0.5)).x) * h**3
+    return len(fill_sdf(sdf, lo, hi, h, np.full(3, 0.5))) * h**3
 
 
 def _gradient(sdf: SDF, p: np.ndarray, eps: float) -> np.ndarray:
@@ -406,7 +404,7 @@ def surface_gaussians(spec: SceneSpec, count: int, seed: int) -> dict[str, np.nd
     rng = np.random.default_rng(seed)
 
     def shell(s: float) -> np.ndarray:
-        return fill_sdf(lambda p: np.abs(spec.sdf(p)) - 0.5 * s, lo, hi, s, rng.random(3)).x
+        return fill_sdf(lambda p: np.abs(spec.sdf(p)) - 0.5 * s, lo, hi, s, rng.random(3)).positions
 
     s = size / 40.0
     for _ in range(3):  # pick the lattice spacing so the shell holds about ``count`` points
@@ -465,15 +463,22 @@ def _control(spec: SceneSpec, contact: np.ndarray, x0: np.ndarray, times: np.nda
                    collider=collider, radius=spec.collider_radius, normal=(0.0, 0.0, 1.0), friction=spec.friction)
 
 
-def _simulate(model: Any, control: Any, frame_dt: float, frames: int) -> tuple[np.ndarray, np.ndarray, int]:
+def simulate(model: Any, control: Any, frame_dt: float, frames: int) -> tuple[np.ndarray, np.ndarray, int]:
     """Run the MPM; returns positions [frames + 1, N, 3], deformation gradients [frames + 1, N, 3, 3], substeps per frame."""
     from physinteract.mpm.rollout import Rollout
 
     sim = Rollout(model, control, frame_dt=frame_dt, num_frames=frames)
-    sim.forward()
-    xs = np.stack([s.x for s in sim.checkpoints])
-    Fs = np.stack([s.F for s in sim.checkpoints])
-    return xs, Fs, sim.substeps[0]
+    xs = sim.forward()
+    return xs, np.stack([s.F for s in sim.checkpoints]), sim.substeps[0]
+
+
+def carry(query: np.ndarray, rest: np.ndarray, xs: np.ndarray, Fs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Points ``query`` [V, 3] (m, at rest) carried by particles with rest positions ``rest`` [N, 3], positions
+    xs [F, N, 3] and deformation gradients Fs [F, N, 3, 3]: positions [F, V, 3] and F [F, V, 3, 3] of the points."""
+    from physinteract.geometry.deform import interpolate_from_particles
+
+    moved = [interpolate_from_particles(query, rest, xs[f], Fs[f]) for f in range(len(xs))]
+    return np.stack([m[0] for m in moved]), np.stack([m[1] for m in moved])
 
 
 def _look_at(points: np.ndarray, view: np.ndarray, width: int, height: int, fov_deg: float = 40.0) -> tuple[np.ndarray, np.ndarray]:
@@ -491,43 +496,43 @@ def _look_at(points: np.ndarray, view: np.ndarray, width: int, height: int, fov_
     return K, look_at_world_to_camera(target + d * view, target)
 
 
-def render_video(gauss: dict[str, np.ndarray], rest_particles: np.ndarray, xs: np.ndarray, Fs: np.ndarray, K: np.ndarray,
-                 w2c: np.ndarray, config: BuildConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Render the Gaussians carried by the particles at each frame.
+def render_frames(means: np.ndarray, F: np.ndarray, gauss: dict[str, np.ndarray], K: np.ndarray, w2c: np.ndarray,
+                  width: int, height: int, *, supersample: int, noise: float, rng: np.random.Generator,
+                  background: tuple[float, float, float], double: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """Render moved Gaussians like a camera: at ``supersample`` x the pixels, box-filtered down, plus pixel noise.
 
-    Returns images [F, H, W, 3] (noisy, in [0, 1]), alpha [F, H, W] (box-downsampled coverage) and the
-    Gaussian centres [F, V, 3] (m, world).
+    means [F, V, 3] m and F [F, V, 3, 3] per frame (covariances F Sigma F^T); gauss: rest "rotations" [V, 4]
+    (w, x, y, z), "scales" [V, 3] m (std), "colors" [V, 3], "opacities" [V]. K [3, 3] px; w2c [4, 4] or [F, 4, 4]
+    (OpenCV); background linear RGB; double: render in float64 (else float32). noise: std of the Gaussian noise.
+    Returns images [F, H, W, 3] (noisy, clipped to [0, 1]) and alpha [F, H, W] (box-filtered coverage).
     """
     import torch
 
-    from physinteract.geometry.deform import covariance, interpolate_from_particles
+    from physinteract.geometry.deform import covariance
     from physinteract.render import Camera, GaussianBatch, render
 
-    ss = config.supersample
-    K2 = K.copy()
+    dtype = torch.float64 if double else torch.float32
+    ss = supersample
+    K2 = np.array(K, np.float64)
     K2[:2] *= ss
+    w2c = np.broadcast_to(w2c, (len(means), 4, 4)).copy()
     cov0 = covariance(gauss["rotations"], np.log(gauss["scales"]))
-    rng = np.random.default_rng(config.seed + 17)
-    bg = torch.tensor(BACKGROUND, dtype=torch.float32)
-    images, alphas, centres = [], [], []
-    for f in range(len(xs)):
-        pos, Fg = interpolate_from_particles(gauss["positions"], rest_particles, xs[f], Fs[f])
-        cov = Fg @ cov0 @ np.swapaxes(Fg, 1, 2)
-        g = GaussianBatch(
-            means=torch.as_tensor(pos, dtype=torch.float32),
-            colors=torch.as_tensor(gauss["colors"], dtype=torch.float32),
-            opacities=torch.as_tensor(gauss["opacities"], dtype=torch.float32),
-            covariances=torch.as_tensor(cov, dtype=torch.float32),
-        )
-        cam = Camera.from_numpy(K2, w2c, config.width * ss, config.height * ss)
+    colors = torch.as_tensor(gauss["colors"], dtype=dtype)
+    opacities = torch.as_tensor(gauss["opacities"], dtype=dtype)
+    bg = torch.tensor(background, dtype=dtype)
+    images, alphas = [], []
+    for f in range(len(means)):
+        cov = F[f] @ cov0 @ np.swapaxes(F[f], 1, 2)
+        g = GaussianBatch(means=torch.as_tensor(means[f], dtype=dtype), colors=colors, opacities=opacities,
+                          covariances=torch.as_tensor(cov, dtype=dtype))
+        cam = Camera.from_numpy(K2, w2c[f], width * ss, height * ss, dtype=dtype)
         with torch.no_grad():
             out = render(g, cam, background=bg)
-        rgb = out.rgb.numpy().astype(np.float64).reshape(config.height, ss, config.width, ss, 3).mean((1, 3))
-        alpha = out.alpha.numpy().astype(np.float64).reshape(config.height, ss, config.width, ss).mean((1, 3))
-        images.append(np.clip(rgb + rng.normal(scale=config.noise, size=rgb.shape), 0.0, 1.0))
+        rgb = out.rgb.numpy().astype(np.float64).reshape(height, ss, width, ss, 3).mean((1, 3))
+        alpha = out.alpha.numpy().astype(np.float64).reshape(height, ss, width, ss).mean((1, 3))
+        images.append(np.clip(rgb + rng.normal(scale=noise, size=rgb.shape), 0.0, 1.0))
         alphas.append(alpha)
-        centres.append(pos)
-    return np.stack(images), np.stack(alphas), np.stack(centres)
+    return np.stack(images), np.stack(alphas)
 
 
 def tracker_trajectory(times: np.ndarray, values: np.ndarray, duration: float, config: BuildConfig,
@@ -584,8 +589,8 @@ def build_scene(name: str, folder: str | Path, config: BuildConfig | None = None
     gt = fill_sdf(spec.sdf, lo, hi, spacing / cfg.gt_factor, rng.random(3))
     res_est = max(12, int(round(spec.grid_resolution * cfg.scale ** (1.0 / 3.0))))
     res_gt = int(round(res_est * cfg.gt_factor))
-    E_est, E_gt = spec.E(est.x), spec.E(gt.x)
-    contact_est, contact_gt = np.flatnonzero(spec.contact(est.x)), np.flatnonzero(spec.contact(gt.x))
+    E_est, E_gt = spec.E(est.positions), spec.E(gt.positions)
+    contact_est, contact_gt = np.flatnonzero(spec.contact(est.positions)), np.flatnonzero(spec.contact(gt.positions))
     if len(contact_est) == 0 or len(contact_gt) == 0:
         raise ValueError(f"scene {name}: the contact region holds no particle")
 
@@ -594,28 +599,28 @@ def build_scene(name: str, folder: str | Path, config: BuildConfig | None = None
     times = np.asarray(spec.times_frac) * duration
 
     # ground truth: the fine simulation, observed and novel
-    gt_model = make_model(gt.x, gt.volume, spec.density, E_gt, spec.nu, _solver_config(spec, res_gt, res_est))
+    gt_model = make_model(gt.positions, gt.volume, spec.density, E_gt, spec.nu, _solver_config(spec, res_gt, res_est))
     t = time.perf_counter()
-    xs, Fs, sub_gt = _simulate(gt_model, _control(spec, contact_gt, gt.x, times, spec.path), frame_dt, cfg.frames)
-    xs_n, Fs_n, _ = _simulate(gt_model, _control(spec, contact_gt, gt.x, times, spec.novel_path), frame_dt, cfg.frames)
+    xs, Fs, sub_gt = simulate(gt_model, _control(spec, contact_gt, gt.positions, times, spec.path), frame_dt, cfg.frames)
+    xs_n, Fs_n, _ = simulate(gt_model, _control(spec, contact_gt, gt.positions, times, spec.novel_path), frame_dt, cfg.frames)
     t_sim = time.perf_counter() - t
-    say(f"{name}: GT simulated ({len(gt.x)} particles, grid {res_gt}, {sub_gt} substeps/frame) in {t_sim:.1f} s")
+    say(f"{name}: GT simulated ({len(gt.positions)} particles, grid {res_gt}, {sub_gt} substeps/frame) in {t_sim:.1f} s")
 
     # the estimator's discretisation
-    est_model = make_model(est.x, est.volume, spec.density, E_est, spec.nu, _solver_config(spec, res_est))
-    true_control = _control(spec, contact_est, est.x, times, spec.path)
-    novel_control = _control(spec, contact_est, est.x, times, spec.novel_path)
+    est_model = make_model(est.positions, est.volume, spec.density, E_est, spec.nu, _solver_config(spec, res_est))
+    true_control = _control(spec, contact_est, est.positions, times, spec.path)
+    novel_control = _control(spec, contact_est, est.positions, times, spec.novel_path)
     sub_est = cfl_substeps(est_model, true_control, frame_dt, duration, est_model.config)
 
     # the video
     gauss = surface_gaussians(spec, cfg.gaussians, cfg.seed + index)
     K, w2c = _look_at(xs.reshape(-1, 3), np.asarray(spec.view, np.float64), cfg.width, cfg.height)
     t = time.perf_counter()
-    images, alpha, centres = render_video(gauss, gt.x, xs, Fs, K, w2c, cfg)
-    novel_centres = carried_centres(gauss, gt.x, xs_n, Fs_n)
+    centres, F_centres = carry(gauss["positions"], gt.positions, xs, Fs)
+    images, alpha = render_frames(centres, F_centres, gauss, K, w2c, cfg.width, cfg.height, supersample=cfg.supersample,
+                                  noise=cfg.noise, rng=np.random.default_rng(cfg.seed + 17), background=BACKGROUND)
+    novel_centres = carry(gauss["positions"], gt.positions, xs_n, Fs_n)[0]
     t_render = time.perf_counter() - t
-    from physinteract.imageio import write_png
-
     frames, masks = [], []
     for i in range(len(images)):
         f = f"frames/frame_{i:04d}.png"
@@ -634,9 +639,9 @@ def build_scene(name: str, folder: str | Path, config: BuildConfig | None = None
                                                      collider_radius=spec.collider_radius, friction=spec.friction),
           "surface_non_adherent": contract.Interaction(type="surface_non_adherent", drive="velocity", collider_shape="plane",
                                                        plane_normal=(0.0, 0.0, 1.0), friction=spec.friction)}[spec.interaction]
-    n = len(est.x)
+    n = len(est.positions)
     job = contract.Job(
-        particles=est.x, labels=est.labels, volume=est.volume,
+        particles=est.positions, labels=est.labels, volume=est.volume,
         E=np.full(n, E_guess), nu=np.full(n, 0.3), density=np.full(n, spec.density),
         contact=contact_est, trajectory_times=t0_times, trajectory=t0_values, interaction=it,
         fps=cfg.fps, frame_start=1, frame_end=1 + cfg.frames,
@@ -651,9 +656,9 @@ def build_scene(name: str, folder: str | Path, config: BuildConfig | None = None
         metadata={"benchmark": name, "background": list(BACKGROUND), "description": spec.description},
     )
     contract.write_job(job, folder)
-    size = float(np.linalg.norm(est.x.max(0) - est.x.min(0)))
+    size = float(np.linalg.norm(est.positions.max(0) - est.positions.min(0)))
     gt_arrays = {
-        "E": E_est, "nu": np.full(n, spec.nu), "regions": spec.regions(est.x),
+        "E": E_est, "nu": np.full(n, spec.nu), "regions": spec.regions(est.positions),
         "trajectory_times": true_control.times, "trajectory": true_control.values,
         "novel_trajectory_times": novel_control.times, "novel_trajectory": novel_control.values,
         "observed_gaussians": centres, "novel_gaussians": novel_centres,
@@ -662,7 +667,7 @@ def build_scene(name: str, folder: str | Path, config: BuildConfig | None = None
     contract.atomic_save_npz(folder / GT_FILE, gt_arrays)
     info = {
         "name": name, "description": spec.description, "interaction": spec.interaction,
-        "particles": n, "gt_particles": len(gt.x), "gaussians": len(gauss["positions"]),
+        "particles": n, "gt_particles": len(gt.positions), "gaussians": len(gauss["positions"]),
         "grid_resolution": res_est, "gt_grid_resolution": res_gt,
         "substeps_per_frame": int(sub_est), "gt_substeps_per_frame": int(sub_gt),
         "regions": int(len(np.unique(gt_arrays["regions"]))),
@@ -670,18 +675,11 @@ def build_scene(name: str, folder: str | Path, config: BuildConfig | None = None
         "frames": cfg.frames + 1, "object_size": size,
         "seconds_simulate": round(t_sim, 2), "seconds_render": round(t_render, 2),
         "seconds": round(time.perf_counter() - t_start, 2),
-        "config": {k: v for k, v in cfg.__dict__.items() if k != "extra"},
+        "config": cfg.settings(),
     }
     contract.atomic_write_text(folder / SCENE_FILE, json.dumps(info, indent=2) + "\n")
     say(f"{name}: written to {folder} in {info['seconds']} s ({n} particles, {sub_est} substeps/frame at grid {res_est})")
     return BuiltScene(name, folder, info)
-
-
-def carried_centres(gauss: dict[str, np.ndarray], rest: np.ndarray, xs: np.ndarray, Fs: np.ndarray) -> np.ndarray:
-    """Gaussian centres [F, V, 3] (m) carried by particles with rest positions ``rest`` [N, 3], positions xs [F, N, 3], F Fs."""
-    from physinteract.geometry.deform import interpolate_from_particles
-
-    return np.stack([interpolate_from_particles(gauss["positions"], rest, xs[f], Fs[f])[0] for f in range(len(xs))])
 
 
 def load_gt(folder: str | Path) -> dict[str, np.ndarray]:

@@ -37,9 +37,11 @@ def run(args: argparse.Namespace) -> int:
     if bad:
         print(f"physinteract benchmark: unknown scene(s) {', '.join(bad)}; choose from {', '.join(SCENES)}", file=sys.stderr)
         return 2
-    bad = [m for m in modes if m not in ("joint", "material_only", "trajectory_only")]
+    from physinteract.estimate.optimize import MODES as ESTIMATE_MODES
+
+    bad = [m for m in modes if m not in ESTIMATE_MODES]
     if bad:
-        print(f"physinteract benchmark: unknown mode(s) {', '.join(bad)}", file=sys.stderr)
+        print(f"physinteract benchmark: unknown mode(s) {', '.join(bad)}; choose from {', '.join(ESTIMATE_MODES)}", file=sys.stderr)
         return 2
     build = BuildConfig.quick() if args.quick else BuildConfig()
     build.seed = args.seed

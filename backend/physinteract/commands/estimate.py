@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
 import time
 from pathlib import Path
@@ -37,15 +36,9 @@ def _bar(ev: dict[str, Any], started: float) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from physinteract.contract import EventLog, read_job
-    from physinteract.contract.cache import EVENTS_FILE
+    from physinteract.commands._run import logged_input, stop_requests
+    from physinteract.contract import read_job
 
-    stop = {"requested": False}
-
-    def request_stop(signum: int, _frame: object) -> None:
-        stop["requested"] = True
-
-    previous = {s: signal.signal(s, request_stop) for s in (signal.SIGTERM, signal.SIGINT)}
     started = time.perf_counter()
 
     def progress(ev: dict[str, Any]) -> None:
@@ -57,18 +50,13 @@ def run(args: argparse.Namespace) -> int:
             print(f"\r{ev['event']} {ev.get('step', ev.get('region', ''))}: x10^{ev['log10_factor']:+.2f} loss {ev['loss']:.4f}   ",
                   end="", file=sys.stderr, flush=True)
 
-    try:
-        try:
-            job = read_job(args.job)
-        except Exception as e:
-            EventLog(Path(args.cache) / EVENTS_FILE).emit("error", message=str(e))
-            raise
+    with stop_requests() as should_stop:
+        job = logged_input(args.cache, lambda: read_job(args.job))
         from physinteract.estimate.optimize import EstimateConfig, estimate_job
 
         config = EstimateConfig(mode=args.mode, iterations=args.iterations, arch=args.arch, resume=not args.no_resume)
         try:
-            result = estimate_job(job, args.cache, config, job_folder=args.job, progress=progress,
-                                  should_stop=lambda: stop["requested"])
+            result = estimate_job(job, args.cache, config, job_folder=args.job, progress=progress, should_stop=should_stop)
         except Exception as e:
             print(f"\nphysinteract estimate: failed: {type(e).__name__}: {e}", file=sys.stderr)
             return 1
@@ -78,10 +66,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"estimate: E median {s['E']['median']:.4g} Pa (range {s['E']['min']:.3g}..{s['E']['max']:.3g}), "
               f"nu median {s['nu']['median']:.3f}, PSNR {result.psnr:.2f} dB, SSIM {result.ssim:.3f}, "
               f"{result.iterations} iterations in {result.seconds:.1f} s -> {args.cache}")
-        if stop["requested"]:
+        if should_stop():
             print("physinteract estimate: stopped; run again to resume from the checkpoint", file=sys.stderr)
             return 130
         return 0
-    finally:
-        for s, h in previous.items():
-            signal.signal(s, h)

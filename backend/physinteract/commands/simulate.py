@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
 from pathlib import Path
 
@@ -31,36 +30,27 @@ def _parse_frames(text: str) -> tuple[int, int]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from physinteract.contract import EventLog, read_job, read_material
-    from physinteract.contract.cache import EVENTS_FILE
+    from physinteract.commands._run import logged_input, stop_requests
+    from physinteract.contract import Job, read_job, read_material
 
-    stop = {"requested": False}
+    def load() -> Job:
+        job = read_job(args.job)
+        if args.frames:
+            job.frame_start, job.frame_end = _parse_frames(args.frames)
+        if args.material is not None:
+            job.E, job.nu = read_material(args.material, len(job.particles))
+        return job
 
-    def request_stop(signum: int, _frame: object) -> None:
-        stop["requested"] = True
-
-    previous = {s: signal.signal(s, request_stop) for s in (signal.SIGTERM, signal.SIGINT)}
-    try:
-        try:
-            job = read_job(args.job)
-            if args.frames:
-                job.frame_start, job.frame_end = _parse_frames(args.frames)
-            if args.material is not None:
-                job.E, job.nu = read_material(args.material, len(job.particles))
-        except Exception as e:
-            EventLog(Path(args.cache) / EVENTS_FILE).emit("error", message=str(e))
-            raise
+    with stop_requests() as should_stop:
+        job = logged_input(args.cache, load)
         from physinteract.mpm.simulate import simulate_job
 
         try:
-            simulate_job(job, args.cache, arch=args.arch, should_stop=lambda: stop["requested"])
+            simulate_job(job, args.cache, arch=args.arch, should_stop=should_stop)
         except Exception as e:
             print(f"physinteract simulate: failed: {type(e).__name__}: {e}", file=sys.stderr)
             return 1
-        if stop["requested"]:
+        if should_stop():
             print("physinteract simulate: cancelled; the frames written so far are valid", file=sys.stderr)
             return 130
         return 0
-    finally:
-        for s, h in previous.items():
-            signal.signal(s, h)

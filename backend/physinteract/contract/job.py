@@ -139,6 +139,11 @@ class PointSet:
     opacities: np.ndarray | None = None
 
 
+# optional per-point arrays of a point set: manifest key -> PointSet attribute
+_OPTIONAL_POINT_ARRAYS = {"rotations": "rest_rotations", "scales": "rest_scales", "faces": "faces", "colors": "colors",
+                          "opacities": "opacities"}
+
+
 @dataclass
 class Job:
     """Everything the backend needs for one estimation or simulation.
@@ -209,21 +214,11 @@ def write_job(job: Job, folder: str | Path) -> Path:
         entry: dict[str, Any] = {"name": ps.name, "positions": f"{base}_positions.npy", "object_to_world": f"{base}_matrix.npy"}
         arrays[f"{base}_positions"] = np.asarray(ps.rest_positions, np.float64)
         arrays[f"{base}_matrix"] = np.asarray(ps.object_to_world, np.float64)
-        if ps.rest_rotations is not None:
-            arrays[f"{base}_rotations"] = np.asarray(ps.rest_rotations, np.float64)
-            entry["rotations"] = f"{base}_rotations.npy"
-        if ps.rest_scales is not None:
-            arrays[f"{base}_scales"] = np.asarray(ps.rest_scales, np.float64)
-            entry["scales"] = f"{base}_scales.npy"
-        if ps.faces is not None:
-            arrays[f"{base}_faces"] = np.asarray(ps.faces, np.int64).reshape(-1, 3)
-            entry["faces"] = f"{base}_faces.npy"
-        if ps.colors is not None:
-            arrays[f"{base}_colors"] = np.asarray(ps.colors, np.float64)
-            entry["colors"] = f"{base}_colors.npy"
-        if ps.opacities is not None:
-            arrays[f"{base}_opacities"] = np.asarray(ps.opacities, np.float64)
-            entry["opacities"] = f"{base}_opacities.npy"
+        for key, attr in _OPTIONAL_POINT_ARRAYS.items():
+            value = getattr(ps, attr)
+            if value is not None:
+                arrays[f"{base}_{key}"] = np.asarray(value, np.int64).reshape(-1, 3) if key == "faces" else np.asarray(value, np.float64)
+                entry[key] = f"{base}_{key}.npy"
         sets.append(entry)
     for name, arr in arrays.items():
         atomic_save_npy(folder / f"{name}.npy", arr)
@@ -342,11 +337,8 @@ def read_job(folder: str | Path) -> Job:
                 object_to_world=_load_array(folder, entry.get("object_to_world"), f"{key}.object_to_world")
                 if entry.get("object_to_world")
                 else np.eye(4),
-                rest_rotations=_load_array(folder, entry["rotations"], f"{key}.rotations") if entry.get("rotations") else None,
-                rest_scales=_load_array(folder, entry["scales"], f"{key}.scales") if entry.get("scales") else None,
-                faces=_load_array(folder, entry["faces"], f"{key}.faces") if entry.get("faces") else None,
-                colors=_load_array(folder, entry["colors"], f"{key}.colors") if entry.get("colors") else None,
-                opacities=_load_array(folder, entry["opacities"], f"{key}.opacities") if entry.get("opacities") else None,
+                **{attr: _load_array(folder, entry[name], f"{key}.{name}") if entry.get(name) else None
+                   for name, attr in _OPTIONAL_POINT_ARRAYS.items()},
             )
         )
     job = Job(

@@ -56,6 +56,13 @@ class Simulator:
                                requires_grad=requires_grad, substeps=self.substeps, solver=self.solver)
         return self.rollout
 
+    def run(self, E: np.ndarray, nu: np.ndarray, keyframes: np.ndarray, requires_grad: bool = True) -> tuple[np.ndarray, np.ndarray]:
+        """Simulate every frame: positions [F+1, N, 3] (m) and deformation gradients [F+1, N, 3, 3];
+        ``self.rollout`` keeps the checkpoints for a backward pass."""
+        rollout = self.rollout_for(E, nu, keyframes, requires_grad)
+        x = rollout.forward()
+        return x, np.stack([s.F for s in rollout.checkpoints])
+
 
 class _RolloutFunction(torch.autograd.Function):
     """(log_E [N], nu [N], keyframes [M, 3]) -> (positions [F+1, N, 3], deformation gradients [F+1, N, 3, 3])."""
@@ -63,10 +70,8 @@ class _RolloutFunction(torch.autograd.Function):
     @staticmethod
     def forward(ctx: Any, log_E: Tensor, nu: Tensor, keyframes: Tensor, sim: Simulator) -> tuple[Tensor, Tensor]:  # type: ignore[override]
         E = np.exp(log_E.detach().cpu().double().numpy())
-        rollout = sim.rollout_for(E, nu.detach().cpu().double().numpy(), keyframes.detach().cpu().double().numpy())
-        x = rollout.forward()
-        F = np.stack([s.F for s in rollout.checkpoints])
-        ctx.rollout = rollout
+        x, F = sim.run(E, nu.detach().cpu().double().numpy(), keyframes.detach().cpu().double().numpy())
+        ctx.rollout = sim.rollout
         ctx.meta = (log_E.dtype, log_E.device)
         return torch.as_tensor(x, dtype=log_E.dtype, device=log_E.device), torch.as_tensor(F, dtype=log_E.dtype, device=log_E.device)
 

@@ -145,10 +145,6 @@ class MaterialField(torch.nn.Module):
         return (NU_MAX * torch.sigmoid(theta)).clamp(self.config.nu_min, self.config.nu_max)
 
     @torch.no_grad()
-    def set_uniform_log_E(self, log_E: float) -> None:
-        self.z.fill_(float(log_E))
-
-    @torch.no_grad()
     def clamp_(self) -> None:
         """Keep the raw parameters inside the physical ranges (so Adam's state stays meaningful)."""
         self.z.clamp_(float(np.log(self.config.E_min)), float(np.log(self.config.E_max)))

@@ -160,6 +160,7 @@ class Estimator:
         from physinteract.estimate.scene import binding_from_job, load_observation
         from physinteract.mpm.model import config_from_settings, control_from_job, model_from_job
         from physinteract.mpm.runtime import ensure_taichi
+        from physinteract.render import Camera
 
         self.job = job
         self.config = cfg = config or EstimateConfig()
@@ -187,32 +188,44 @@ class Estimator:
         self.frames = list(range(1, self.num_frames + 1, cfg.frame_stride))
         if self.frames[-1] != self.num_frames:
             self.frames.append(self.num_frames)
-        self.cameras = [self._camera(f) for f in range(self.num_frames + 1)]
+        self.cameras = [Camera.from_contract(job.camera, f) for f in range(self.num_frames + 1)]
         self.history: list[dict[str, Any]] = []
-
-    def _camera(self, index: int) -> Any:
-        from physinteract.render import Camera
-
-        return Camera.from_contract(self.job.camera, index)
+        self.fingerprint = self._fingerprint()
 
     # ------------------------------------------------------------------ objective
 
-    def _image_loss(self, x: torch.Tensor, F: torch.Tensor, frames: list[int]) -> tuple[torch.Tensor, dict[str, float]]:
+    def _render(self, x: torch.Tensor, F: torch.Tensor, f: int) -> Any:
         from physinteract.render import render
 
+        return render(self.binding.gaussians(x[f].float(), F[f].float()), self.cameras[f], background=self.observation.background)
+
+    def _frame_loss(self, out: Any, f: int) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         obs = self.observation
+        if obs.masks is None:  # no silhouettes: the image terms only
+            return frame_loss(out.rgb, obs.frames[f], out.alpha, out.alpha.detach(), FrameLossWeights(self.config.loss.ssim, 0.0))
+        return frame_loss(out.rgb, obs.frames[f], out.alpha, obs.masks[f], self.config.loss)
+
+    def _image_loss(self, x: torch.Tensor, F: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
+        """Mean over the loss frames of Eq. 4's per-frame objective, and its mean terms."""
         total = torch.zeros((), dtype=torch.float32)
         sums = {"l1": 0.0, "ssim": 0.0, "mask": 0.0, "psnr": 0.0}
-        for f in frames:
-            out = render(self.binding.gaussians(x[f].float(), F[f].float()), self.cameras[f], background=obs.background)
-            mask = obs.masks[f] if obs.masks is not None else out.alpha.detach()
-            weights = self.config.loss if obs.masks is not None else FrameLossWeights(self.config.loss.ssim, 0.0)
-            loss, terms = frame_loss(out.rgb, obs.frames[f], out.alpha, mask, weights)
+        for f in self.frames:
+            loss, terms = self._frame_loss(self._render(x, F, f), f)
             total = total + loss
             for k in sums:
                 sums[k] += float(terms[k])
-        n = len(frames)
+        n = len(self.frames)
         return total / n, {k: v / n for k, v in sums.items()}
+
+    def _simulate_numpy(self) -> tuple[np.ndarray, np.ndarray]:
+        """Forward-only rollout at the current parameters: positions and deformation gradients (numpy)."""
+        with torch.no_grad():
+            log_E, nu, keys = self._params()
+            return self.sim.run(np.exp(log_E.double().numpy()), nu.double().numpy(), keys.double().numpy(), requires_grad=False)
+
+    def E_median(self) -> float:
+        """Median Young's modulus (Pa) of the current field."""
+        return float(np.exp(np.median(self.field.log_E().detach().numpy())))
 
     def _params(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         log_E = self.field.log_E()
@@ -220,17 +233,16 @@ class Estimator:
         keys = self.keys if self.config.mode != "material_only" else self.T0
         return log_E, nu, keys
 
-    def objective(self, with_grad: bool = True) -> tuple[torch.Tensor, dict[str, float]]:
-        """The full loss at the current parameters (and its terms)."""
+    def objective(self) -> tuple[torch.Tensor, dict[str, float]]:
+        """The full loss at the current parameters (differentiable) and its terms."""
         from physinteract.estimate.bridge import simulate
 
-        with torch.set_grad_enabled(with_grad):
-            log_E, nu, keys = self._params()
-            x, F = simulate(self.sim, log_E, nu, keys)
-            img, terms = self._image_loss(x, F, self.frames)
-            smooth = smoothness_loss(log_E, self.neighbours, self.config.smooth_edge)
-            traj = ((keys - self.T0) / self.key_scale).square().sum(-1).mean()
-            loss = img + self.config.w_smooth * smooth.float() + self.config.w_traj * traj.float()
+        log_E, nu, keys = self._params()
+        x, F = simulate(self.sim, log_E, nu, keys)
+        img, terms = self._image_loss(x, F)
+        smooth = smoothness_loss(log_E, self.neighbours, self.config.smooth_edge)
+        traj = ((keys - self.T0) / self.key_scale).square().sum(-1).mean()
+        loss = img + self.config.w_smooth * smooth.float() + self.config.w_traj * traj.float()
         terms.update(image=float(img.detach()), smooth=float(smooth.detach()), traj=float(traj.detach()), loss=float(loss.detach()),
                      substeps=self.sim.substeps)
         return loss, terms
@@ -239,16 +251,12 @@ class Estimator:
         """The image loss of the current parameters, forward only (the scan); inf when the simulation fails."""
         from physinteract.mpm.rollout import SimulationError
 
+        try:
+            xs, Fs = self._simulate_numpy()
+        except (SimulationError, ValueError):
+            return math.inf
         with torch.no_grad():
-            log_E, nu, keys = self._params()
-            try:
-                roll = self.sim.rollout_for(np.exp(log_E.double().numpy()), nu.double().numpy(), keys.double().numpy(),
-                                            requires_grad=False)
-                xs = roll.forward()
-            except (SimulationError, ValueError):
-                return math.inf
-            Fs = np.stack([s.F for s in roll.checkpoints])
-            img, _ = self._image_loss(torch.as_tensor(xs), torch.as_tensor(Fs), self.frames)
+            img, _ = self._image_loss(torch.as_tensor(xs), torch.as_tensor(Fs))
         return float(img)
 
     # ------------------------------------------------------------------ stages
@@ -356,7 +364,7 @@ class Estimator:
 
         return opt, torch.optim.lr_scheduler.LambdaLR(opt, cosine)
 
-    def fingerprint(self) -> str:
+    def _fingerprint(self) -> str:
         """Identifies the job and settings a checkpoint belongs to."""
         h = hashlib.sha256()
         for a in (self.job.particles, self.job.contact, self.job.trajectory, self.job.E, self.job.nu):
@@ -406,11 +414,9 @@ class Estimator:
             d = self.scan(emit)
             factors = self.region_scan(emit)
             if cfg.mode != "trajectory_only" and cfg.scan_decades > 0:
-                emit("scan_done", log10_factor=d, region_factors=factors,
-                     E_median=float(np.exp(np.median(self.field.log_E().detach().numpy()))))
+                emit("scan_done", log10_factor=d, region_factors=factors, E_median=self.E_median())
         stopped = False
         stale = 0
-        it = start_it
         for it in range(start_it, iterations):
             if should_stop is not None and should_stop():
                 stopped = True
@@ -418,9 +424,9 @@ class Estimator:
             t0 = time.perf_counter()
             opt.zero_grad()
             loss, terms = self.objective()
-            if not math.isfinite(float(loss.detach())):
-                raise FloatingPointError(f"estimation: the loss became {float(loss.detach())} at iteration {it}")
             value = float(loss.detach())
+            if not math.isfinite(value):
+                raise FloatingPointError(f"estimation: the loss became {value} at iteration {it}")
             if value < best["loss"] * (1.0 - cfg.tolerance):
                 stale = 0
             else:
@@ -435,8 +441,7 @@ class Estimator:
             sched.step()
             self.field.clamp_()
             dt = time.perf_counter() - t0
-            E_med = float(np.exp(np.median(self.field.log_E().detach().numpy())))
-            rec = {"iteration": it + 1, "seconds": round(dt, 3), "E_median": E_med, **{k: _round(v) for k, v in terms.items()}}
+            rec = {"iteration": it + 1, "seconds": round(dt, 3), "E_median": self.E_median(), **{k: _round(v) for k, v in terms.items()}}
             self.history.append(rec)
             done = it + 1 - start_it
             eta = (time.perf_counter() - t_start) / max(done, 1) * (iterations - it - 1)
@@ -445,10 +450,7 @@ class Estimator:
                 self._save_checkpoint(ckpt_path, it + 1, opt, sched, best)
             if stale >= cfg.patience:
                 emit("early_stop", iteration=it + 1, best_iteration=best["iteration"] + 1)
-                it += 1
                 break
-        else:
-            it = iterations
         # restore the best parameters seen
         if best["z"] is not None:
             with torch.no_grad():
@@ -472,34 +474,28 @@ class Estimator:
         return result
 
     def evaluate(self) -> dict[str, Any]:
-        """Forward rollout at the current parameters: positions, rendered frames, PSNR/SSIM on every input frame."""
-        from physinteract.render import render
-
+        """Forward rollout at the current parameters: positions, deformation gradients, PSNR/SSIM on
+        every input frame and the image loss over the loss frames (each frame rendered once)."""
+        xs, Fs = self._simulate_numpy()
+        x, F = torch.as_tensor(xs), torch.as_tensor(Fs)
+        psnrs, ssims, losses = [], [], []
         with torch.no_grad():
-            log_E, nu, keys = self._params()
-            roll = self.sim.rollout_for(np.exp(log_E.double().numpy()), nu.double().numpy(), keys.double().numpy(),
-                                        requires_grad=False)
-            xs = roll.forward()
-            Fs = np.stack([s.F for s in roll.checkpoints])
-            obs = self.observation
-            psnrs, ssims, images = [], [], []
             for f in range(1, self.num_frames + 1):
-                g = self.binding.gaussians(torch.as_tensor(xs[f], dtype=torch.float32), torch.as_tensor(Fs[f], dtype=torch.float32))
-                img = render(g, self.cameras[f], background=obs.background).rgb.numpy()
-                target = obs.frames[f].numpy()
+                out = self._render(x, F, f)
+                img, target = out.rgb.numpy(), self.observation.frames[f].numpy()
                 psnrs.append(psnr_np(img, target))
                 ssims.append(ssim_np(img, target))
-                images.append(img)
-            loss, _ = self._image_loss(torch.as_tensor(xs), torch.as_tensor(Fs), self.frames)
-        return {"positions": xs, "F": Fs, "images": images, "psnr": float(np.mean(psnrs)), "ssim": float(np.mean(ssims)),
-                "loss": float(loss)}
+                if f in self.frames:
+                    losses.append(float(self._frame_loss(out, f)[0]))
+        return {"positions": xs, "F": Fs, "psnr": float(np.mean(psnrs)), "ssim": float(np.mean(ssims)),
+                "loss": float(np.mean(losses))}
 
     # ------------------------------------------------------------------ checkpoints
 
     def _save_checkpoint(self, path: Path, iteration: int, opt: torch.optim.Optimizer,
                          sched: torch.optim.lr_scheduler.LRScheduler, best: dict[str, Any]) -> None:
         state = {
-            "fingerprint": self.fingerprint(), "iteration": iteration, "field": self.field.state_dict(),
+            "fingerprint": self.fingerprint, "iteration": iteration, "field": self.field.state_dict(),
             "keys": self.keys.detach().clone(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
             "history": json.dumps(self.history), "best_loss": best["loss"], "best_z": best["z"],
             "best_theta": best["theta"], "best_keys": best["keys"], "best_iteration": best["iteration"],
@@ -514,7 +510,7 @@ class Estimator:
         except Exception as e:  # a damaged checkpoint: start over rather than fail
             print(f"physinteract estimate: ignoring the unreadable checkpoint {path}: {e}", file=sys.stderr)
             return None
-        if not isinstance(state, dict) or state.get("fingerprint") != self.fingerprint():
+        if not isinstance(state, dict) or state.get("fingerprint") != self.fingerprint:
             return None
         return state
 

@@ -21,7 +21,7 @@ import torch
 from torch import Tensor
 
 from physinteract import contract
-from physinteract.render import Camera, GaussianBatch, covariance_from_quat_scale
+from physinteract.render import GaussianBatch, covariance_from_quat_scale
 
 
 @dataclass
@@ -93,7 +93,8 @@ def load_observation(job: contract.Job, folder: str | Path | None = None, dtype:
 
 
 class GaussianBinding:
-    """The object's Gaussians, bound to the simulation particles.
+    """The object's Gaussians, bound to the simulation particles: the torch twin of
+    ``geometry.interpolate_from_particles`` (same weights), differentiable in x and F.
 
     Args:
         means: [G, 3] rest centres (m, world).  covariances: [G, 3, 3] rest covariances (m^2).
@@ -104,14 +105,11 @@ class GaussianBinding:
 
     def __init__(self, means: np.ndarray, covariances: np.ndarray, colors: np.ndarray, opacities: np.ndarray,
                  particles: np.ndarray, k: int = 8, dtype: torch.dtype = torch.float32) -> None:
-        from physinteract.geometry.neighbors import knn
+        from physinteract.geometry.deform import interpolation_weights
 
         X = np.asarray(particles, np.float64)
         Xg = np.asarray(means, np.float64)
-        dist, idx = knn(Xg, X, min(k, len(X)))
-        h = dist[:, -1:] * 1.5 + 1e-12
-        w = np.clip(1.0 - (dist / h) ** 2, 0.0, None) ** 2
-        w /= w.sum(1, keepdims=True)
+        idx, w = interpolation_weights(Xg, X, min(k, len(X)))
         self.index = torch.as_tensor(idx)  # [G, k]
         self.weight = torch.as_tensor(w, dtype=dtype)  # [G, k]
         self.offset = torch.as_tensor(Xg[:, None, :] - X[idx], dtype=dtype)  # [G, k, 3] X_g - X_j
@@ -159,14 +157,11 @@ def binding_from_job(job: contract.Job, observation: Observation | None = None, 
     cov = np.tile(np.eye(3) * sigma**2, (len(pts), 1, 1))
     colors = np.full((len(pts), 3), 0.7)
     if observation is not None and job.camera is not None:
-        cam = Camera.from_contract(job.camera, 0, dtype=torch.float64)
-        p = pts @ cam.world_to_camera[:3, :3].numpy().T + cam.world_to_camera[:3, 3].numpy()
-        K = cam.K.numpy()
-        z = np.maximum(p[:, 2], 1e-9)
-        u = np.floor(K[0, 0] * p[:, 0] / z + K[0, 2]).astype(int)
-        v = np.floor(K[1, 1] * p[:, 1] / z + K[1, 2]).astype(int)
+        with np.errstate(invalid="ignore", divide="ignore"):  # points at z = 0 are not visible anyway
+            uv, z = contract.project(job.camera.K, job.camera.world_to_camera[0], pts)
+            u, v = (np.floor(np.nan_to_num(c, nan=-1.0, posinf=-1.0, neginf=-1.0)).astype(int) for c in uv.T)
         W, H = observation.size
-        ok = (p[:, 2] > 0) & (u >= 0) & (u < W) & (v >= 0) & (v < H)
+        ok = (z > 0) & (u >= 0) & (u < W) & (v >= 0) & (v < H)
         img = observation.frames[0].double().numpy()
         if ok.any():
             colors[ok] = img[v[ok], u[ok]]

@@ -90,6 +90,23 @@ def deform_gaussians(rotations: np.ndarray, log_scales: np.ndarray, F: np.ndarra
     return rotation_scale_from_covariance(F @ cov @ np.swapaxes(F, -1, -2))
 
 
+def interpolation_weights(query: np.ndarray, rest_positions: np.ndarray, k: int = 8) -> tuple[np.ndarray, np.ndarray]:
+    """The particles each query point follows and their weights, from the rest configuration.
+
+    Args:
+        query: [V, 3] points at rest (m, world).  rest_positions: [N, 3] particles at rest.
+    Returns:
+        (idx [V, k] particle indices, w [V, k] weights summing to one): a smooth kernel
+        (1 - (d/h)^2)^2 of the distance d, with support h = 1.5 x the k-th neighbour's distance.
+    """
+    from physinteract.geometry.neighbors import knn
+
+    dist, idx = knn(np.asarray(query, np.float64).reshape(-1, 3), np.asarray(rest_positions, np.float64), k)
+    h = dist[:, -1:] * 1.5 + 1e-12
+    w = np.clip(1.0 - (dist / h) ** 2, 0.0, None) ** 2
+    return idx, w / w.sum(1, keepdims=True)
+
+
 def interpolate_from_particles(query: np.ndarray, rest_positions: np.ndarray, positions: np.ndarray,
                                F: np.ndarray | None = None, k: int = 8) -> tuple[np.ndarray, np.ndarray]:
     """Move points with the particles they sit among.
@@ -100,24 +117,18 @@ def interpolate_from_particles(query: np.ndarray, rest_positions: np.ndarray, po
         positions: [N, 3] particle positions now.
         F: [N, 3, 3] particle deformation gradients now (None: estimated from the
             neighbours by least squares, for solvers that do not export F).
-        k: neighbours used; weights are a smooth kernel of distance, support the
-            k-th neighbour's distance.
+        k: neighbours used, weighted by :func:`interpolation_weights`.
     Returns:
         (positions [V, 3], F [V, 3, 3]) of the query points now: x = sum w_j (x_j + F_j (X - X_j)),
         F = sum w_j F_j. An affine motion x = A X + b (with F_j = A) is reproduced exactly.
     """
-    from physinteract.geometry.neighbors import knn
-
     query = np.asarray(query, np.float64).reshape(-1, 3)
     Xr = np.asarray(rest_positions, np.float64)
     x = np.asarray(positions, np.float64)
     if F is None:
         F = estimate_deformation_gradient(Xr, x, k=max(k, 8))
     F = np.asarray(F, np.float64)
-    dist, idx = knn(query, Xr, k)
-    h = dist[:, -1:] * 1.5 + 1e-12
-    w = np.clip(1.0 - (dist / h) ** 2, 0.0, None) ** 2  # [V, k]
-    w /= w.sum(1, keepdims=True)
+    idx, w = interpolation_weights(query, Xr, k)
     dX = query[:, None, :] - Xr[idx]  # [V, k, 3]
     pred = x[idx] + np.einsum("vkij,vkj->vki", F[idx], dX)
     return np.einsum("vk,vki->vi", w, pred), np.einsum("vk,vkij->vij", w, F[idx])
