@@ -231,23 +231,39 @@ def test_cli_bake_handler(empty_scene: bpy.types.Scene, addon: str, backend: str
 
 def test_bake_blend_script_bakes_and_saves_headless(empty_scene: bpy.types.Scene, addon: str, backend: str,
                                                     tmp_path: Path) -> None:
-    """scripts/bake_blend.py (bpy module, separate process) bakes a saved .blend and saves it:
-    reopened, the mesh plays the cache's positions at frame 5."""
-    _, cache_to_scene, _, _ = _modules(addon)
+    """The same scene baked in the UI, then saved and baked headlessly through the '-c physinteract bake' handler
+    (scripts/bake_blend.py: bpy module, separate process) into another folder, gives the same cache (every frame's
+    positions of every point set, the same PC2 files); reopened, the mesh plays the headless cache at frame 5."""
+    _, cache_to_scene, props, _ = _modules(addon)
+    set_prefs_python(addon, backend)
     obj, _ = build_scene(empty_scene, tmp_path, addon)
+    assert bpy.ops.physinteract.bake() == {"FINISHED"}  # in the UI
+    ui_cache, headless_cache = tmp_path / "cache", tmp_path / "headless_cache"
     blend = tmp_path / "scene.blend"
     bpy.ops.wm.save_as_mainfile(filepath=str(blend))
     env = {k: v for k, v in os.environ.items() if not k.startswith("BLENDER_USER")}
     env["BLENDER_USER_RESOURCES"] = str(tmp_path / "user")
     proc = subprocess.run([sys.executable, str(TESTS.parent / "scripts" / "bake_blend.py"), str(blend), "--python", backend,
-                           "--save"], capture_output=True, text=True, env=env, check=False, timeout=300)
+                           "--cache", str(headless_cache), "--save"], capture_output=True, text=True, env=env, check=False,
+                          timeout=300)
     assert proc.returncode == 0, proc.stdout + proc.stderr
+    frames = contract.completed_frames(ui_cache, verify=True)
+    assert frames == contract.completed_frames(headless_cache, verify=True) == list(range(FRAMES[0], FRAMES[1] + 1))
+    for f in frames:
+        ui, headless = contract.read_frame(ui_cache, f), contract.read_frame(headless_cache, f)
+        assert sorted(ui) == sorted(headless)
+        for key in ui:
+            np.testing.assert_array_equal(headless[key], ui[key], err_msg=f"frame {f} {key}")
+    for name in ("Blob.pc2", "particles.pc2"):
+        assert (headless_cache / name).read_bytes() == (ui_cache / name).read_bytes()
     bpy.ops.wm.open_mainfile(filepath=str(blend))
     obj = bpy.data.objects["Blob"]
+    assert Path(bpy.path.abspath(props.scene_settings(bpy.context.scene).cache_dir)) == headless_cache  # saved with --save
     md = obj.modifiers[cache_to_scene.MODIFIER_NAME]
     assert md.filepath.startswith("//")  # relative to the saved .blend
+    assert Path(bpy.path.abspath(md.filepath)) == headless_cache / "Blob.pc2"
     bpy.context.scene.frame_set(5)
-    np.testing.assert_allclose(eval_local(obj), expected_local(tmp_path / "cache", 5, "Blob"), atol=1e-5)
+    np.testing.assert_allclose(eval_local(obj), expected_local(headless_cache, 5, "Blob"), atol=1e-5)
 
 
 class _Event:

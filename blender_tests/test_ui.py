@@ -122,11 +122,17 @@ def test_create_backend_env_refuses_without_online_access(empty_scene: bpy.types
 
 
 def test_environment_commands_are_argument_lists_installing_the_sim_extra(addon: str, tmp_path: Path) -> None:
-    """venv, then pip install <wheel>[sim] with the venv's own python; every item a plain string."""
+    """venv, then pip install <wheel>[sim,perception] (extras the backend declares) and sam2 without build
+    isolation, with the venv's own python; every item a plain string."""
+    import tomllib
+
     env = sys.modules[f"{addon}.operators.environment"]
     cmds = env.environment_commands("/usr/bin/python3", tmp_path / "venv", Path("/x/physinteract-0.1.0-py3-none-any.whl"))
     assert cmds[0] == ["/usr/bin/python3", "-m", "venv", str(tmp_path / "venv")]
-    assert cmds[-1][-1] == "/x/physinteract-0.1.0-py3-none-any.whl[sim]"
+    assert cmds[2][-1] == "/x/physinteract-0.1.0-py3-none-any.whl[sim,perception]"
+    declared = tomllib.loads((Path(__file__).resolve().parents[1] / "backend" / "pyproject.toml").read_text())
+    assert {"sim", "perception"} <= set(declared["project"]["optional-dependencies"])
+    assert cmds[3][-3:] == ["--no-build-isolation", "--no-deps", "sam2>=1.1"]
     assert all(c[0] == str(tmp_path / "venv" / "bin" / "python") for c in cmds[1:])
     assert env.bundled_wheel() is not None  # the installed extension carries its wheel
 

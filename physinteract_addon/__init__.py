@@ -9,15 +9,19 @@ extension ships as a bundled wheel.
 Layout (bpy-free modules marked *):
     properties/   scene.physinteract and object.physinteract settings
     ui/           the "PhysInteract" sidebar tab, one file per properties file
-    operators/    fill, bake, cancel, free, create backend environment, 3DGS PLY import / export
+    operators/    fill, bake, estimate, initialise from video, cancel, free, create backend environment,
+                  3DGS PLY import / export
     gaussians     3D Gaussians as a vertex-only mesh with point attributes, and their viewport display
+    gaussian_playback  a baked Gaussian object's per-frame rotations and scales (frame handler)
+    field_display*  colours and legend of an estimated E / nu field (log10 E on a ramp)
+    init_session  Initialise from Video: ``physinteract init``, then type, contact and trajectory Empty
     preferences   interpreter path, default cache folder
     scene_to_job  Blender scene -> contract job folder
     filling*      volume fill through ``physinteract fill`` (OBJ out, particle PLY in)
     cache_to_scene  contract cache folder -> Mesh Cache modifiers
     backend_process*  starts and follows the backend subprocess
     bake_session  one bake: job, process, progress, attach (shared by modal, CLI, scripts)
-    cli           ``blender --command physinteract bake``
+    cli           ``blender --command physinteract bake | estimate | init``
     utils         typed helpers for optional context members
 """
 

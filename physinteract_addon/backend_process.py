@@ -101,10 +101,12 @@ class BackendProcess(_LoggedProcess):
     """
 
     def __init__(self, argv: Sequence[str], cache_dir: str | Path, log_path: str | Path, frames_total: int = 0,
-                 grace_s: float = TERMINATE_GRACE_S) -> None:
+                 grace_s: float = TERMINATE_GRACE_S, events_path: str | Path | None = None) -> None:
         self.argv = list(argv)
         self.grace_s = float(grace_s)  # SIGTERM -> SIGKILL wait; an estimator finishes its iteration first
         self.cache_dir = Path(cache_dir)
+        # the JSON-lines events (default <cache>/events.jsonl; 'init' writes <job>/init_events.jsonl)
+        self.events_path = Path(events_path) if events_path is not None else self.cache_dir / contract.EVENTS_FILE
         self.log_path = Path(log_path)
         self.progress = Progress(frames_total=frames_total)
         self.latest: dict[str, dict[str, Any]] = {}  # the last event of each kind
@@ -127,7 +129,7 @@ class BackendProcess(_LoggedProcess):
 
     def read_events(self) -> list[dict[str, Any]]:
         """New events since the last call, folded into ``self.progress``."""
-        events, self._offset = contract.follow_events(self.cache_dir / contract.EVENTS_FILE, self._offset)
+        events, self._offset = contract.follow_events(self.events_path, self._offset)
         p = self.progress
         for ev in events:
             kind = ev.get("event")

@@ -16,6 +16,7 @@ from __future__ import annotations
 import math
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import bpy
@@ -23,7 +24,7 @@ import numpy as np
 
 from physinteract import contract
 
-from . import backend_process, cache_to_scene, scene_to_job
+from . import backend_process, cache_to_scene, field_display, gaussian_playback, scene_to_job
 from .properties import PhysInteractSceneSettings, scene_settings
 from .utils import format_pascals
 
@@ -98,6 +99,9 @@ class BackendSession:
         self.info: scene_to_job.JobInfo | None = None
         self.cache_dir: Path | None = None  # where the result goes (the backend writes beside it, see staging_dir)
         self.process: backend_process.BackendProcess | None = None
+        # A bake's material: the estimate folder passed as --material (None: the job's initial E, nu).
+        self.use_estimate: bool | None = None  # None: scene.physinteract.use_estimated_material
+        self.material_dir: Path | None = None
 
     @property
     def scene(self) -> bpy.types.Scene:
@@ -113,6 +117,9 @@ class BackendSession:
             raise RuntimeError("A PhysInteract job is already running in this scene (Cancel it first)")
         job, info = scene_to_job.write_scene_job(scene)
         self.cache_dir = self.result_dir(info)
+        if self.command == "simulate":
+            use = settings.use_estimated_material if self.use_estimate is None else self.use_estimate
+            self.material_dir = estimated_material(info.cache_dir, len(job.particles)) if use else None
         staging = staging_dir(self.cache_dir)
         if staging.exists():
             self._clear_staging(staging)
@@ -136,7 +143,8 @@ class BackendSession:
 
     def command_line(self, info: scene_to_job.JobInfo, staging: Path) -> list[str]:
         """The backend's argument list (never a shell string)."""
-        return backend_process.backend_command(self.python, self.command, info.job_dir, staging)
+        argv = backend_process.backend_command(self.python, self.command, info.job_dir, staging)
+        return argv + (["--material", str(self.material_dir)] if self.material_dir is not None else [])
 
     def running_status(self, proc: backend_process.BackendProcess) -> tuple[float, str]:
         """(progress fraction, status line) while the backend runs."""
@@ -223,7 +231,8 @@ class BackendSession:
         except (contract.ContractError, OSError, ValueError) as e:
             return self._end(FAILED, f"could not load the backend's cache: {e}")
         settings.progress = 1.0
-        return self._end(FINISHED, f"{self.command}: {len(self.kept_frames)} frames baked into {cache_dir}")
+        material = " with the estimated material" if self.material_dir is not None else ""
+        return self._end(FINISHED, f"{self.command}: {len(self.kept_frames)} frames baked{material} into {cache_dir}")
 
     def _play(self) -> None:
         assert self.info is not None and self.cache_dir is not None
@@ -251,6 +260,27 @@ ESTIMATE_FILES = ("estimate.json", "estimate_trajectory.npy", "estimate_trajecto
 def estimate_dir(cache_dir: Path) -> Path:
     """Where the estimate of the scene whose bake cache is ``cache_dir`` goes."""
     return cache_dir / ESTIMATE_SUBDIR
+
+
+def has_estimate(cache_dir: Path) -> bool:
+    """Whether the scene whose bake cache is ``cache_dir`` has an estimated material field."""
+    return (estimate_dir(cache_dir) / "material_E.npy").is_file()
+
+
+def estimated_material(cache_dir: Path, num_particles: int) -> Path | None:
+    """The estimate folder to bake with (``--material``), or None when there is no estimate.
+
+    Raises SceneError when the estimate does not fit the job (another particle count: the
+    object was filled again since) or is unreadable, saying what to do."""
+    folder = estimate_dir(cache_dir)
+    if not has_estimate(cache_dir):
+        return None
+    try:
+        contract.read_material(folder, num_particles)
+    except contract.ContractError as e:
+        raise scene_to_job.SceneError(f"The estimated material does not fit this scene ({e}): estimate again, or turn off "
+                                      "'Use Estimated Material' (PhysInteract > Bake)") from None
+    return folder
 
 
 class EstimateSession(BackendSession):
@@ -348,6 +378,9 @@ class EstimateSession(BackendSession):
         settings = scene_settings(self.scene)
         self.E_median = float(np.median(E))
         settings.estimate_E_median = self.E_median
+        settings.estimate_E_min, settings.estimate_E_max = float(np.min(E)), float(np.max(E))
+        (_, _, c_min), (_, _, c_median), (_, _, c_max) = field_display.E_legend(E)
+        settings.legend_color_min, settings.legend_color_median, settings.legend_color_max = c_min, c_median, c_max
         settings.estimate_nu_median = float(np.median(nu))
         settings.estimate_dir = str(self.cache_dir)
         self.stored_on = []
@@ -357,17 +390,27 @@ class EstimateSession(BackendSession):
                 self.stored_on.append(name)
 
 
-def run_blocking(session: BackendSession, poll_s: float = 0.05, timeout_s: float | None = None) -> str:
-    """Start (if needed) and run a session to its end in this thread (headless use)."""
+def run_blocking(session: BackendSession, poll_s: float = 0.05, timeout_s: float | None = None,
+                 report: Callable[[str], None] | None = None) -> str:
+    """Start (if needed) and run a session to its end in this thread (headless use).
+
+    ``report`` (e.g. print) receives the status line each time it changes: the progress of a headless run."""
     if session.process is None:
         session.start()
     t_end = None if timeout_s is None else time.monotonic() + timeout_s
-    while session.tick() == RUNNING:
+    last = ""
+    while True:
+        state = session.tick()
+        status = scene_settings(session.scene).status
+        if report is not None and status and status != last:
+            report(status)
+            last = status
+        if state != RUNNING:
+            return state
         if t_end is not None and time.monotonic() > t_end:
             session.request_cancel()
             t_end = None
         time.sleep(poll_s)
-    return session.state
 
 
 def free_bake(scene: bpy.types.Scene) -> int:
@@ -378,6 +421,7 @@ def free_bake(scene: bpy.types.Scene) -> int:
     for obj in list(scene.objects):
         if obj.type == "MESH":
             cache_to_scene.remove_mesh_cache(obj)
+            gaussian_playback.detach(obj)
     particles = bpy.data.objects.get(cache_to_scene.PARTICLES_OBJECT)
     if particles is not None:
         bpy.data.objects.remove(particles)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import struct
 from pathlib import Path
+from typing import Any
 
 import bpy
 import mathutils
@@ -20,9 +21,13 @@ import numpy as np
 from physinteract import contract
 from physinteract.contract.pc2 import PC2_SIGNATURE
 
+from . import field_display, gaussian_playback, gaussians
+
 MODIFIER_NAME = "PhysInteract Cache"
 PARTICLES = "particles"
 PARTICLES_OBJECT = "PhysInteract Particles"
+E_COLOR_ATTRIBUTE = "E_color"  # log10 E on the field_display ramp (point domain, linear RGBA)
+NU_COLOR_ATTRIBUTE = "nu_color"  # nu over [0, 0.5) on the same ramp
 FILL_PREVIEW_SUFFIX = " Fill Preview"  # the fill preview of object X is "X Fill Preview"
 _PC2_HEADER = struct.Struct("<12siiffi")
 
@@ -145,12 +150,15 @@ def play_cache(
     scene: bpy.types.Scene, cache_dir: str | Path, target: bpy.types.Object | None, point_set: str | None,
     scale: float = 1.0, relative: bool = True, particles: bool = True,
 ) -> list[bpy.types.Object]:
-    """Make the scene play a cache: the target mesh through its point set's PC2,
-    and (optionally) the particles as their own object. Returns the objects."""
+    """Make the scene play a cache: the target mesh through its point set's PC2 (Gaussians also
+    their rotations and scales, gaussian_playback), and (optionally) the particles as their own
+    object. Returns the objects."""
     cache_dir = Path(cache_dir)
     out = []
     if target is not None and point_set:
         attach_mesh_cache(target, cache_dir / f"{point_set}.pc2", relative)
+        if gaussians.is_gaussian_object(target) and gaussian_playback.attach(target, cache_dir, point_set, relative):
+            gaussian_playback.show_frame(scene, target)
         out.append(target)
     if particles and (cache_dir / f"{PARTICLES}.pc2").is_file():
         out.append(particles_object(scene, cache_dir, scale, relative=relative))
@@ -158,7 +166,9 @@ def play_cache(
 
 
 def store_material(obj: bpy.types.Object, E: np.ndarray, nu: np.ndarray) -> bool:
-    """Put a material field on a particle object as float point attributes "E" (Pa) and "nu".
+    """Put a material field on a particle object as float point attributes "E" (Pa) and "nu", and
+    as the colour attributes :data:`E_COLOR_ATTRIBUTE` (log10 E on a ramp, field_display.E_colors;
+    made the active colour, so Attribute colour shading shows it) and :data:`NU_COLOR_ATTRIBUTE`.
 
     ``E`` and ``nu`` are [N], one value per particle in the job's particle order; an object
     whose vertex count is not N is left alone (returns False)."""
@@ -166,12 +176,21 @@ def store_material(obj: bpy.types.Object, E: np.ndarray, nu: np.ndarray) -> bool
     if not isinstance(mesh, bpy.types.Mesh) or len(mesh.vertices) != len(E) or len(nu) != len(E):
         return False
     for name, values in (("E", E), ("nu", nu)):
-        attr = mesh.attributes.get(name)
-        if attr is not None and (attr.domain != "POINT" or attr.data_type != "FLOAT"):
-            mesh.attributes.remove(attr)
-            attr = None
-        if attr is None:
-            attr = mesh.attributes.new(name, "FLOAT", "POINT")
-        attr.data.foreach_set("value", np.ascontiguousarray(values, np.float32))  # type: ignore[attr-defined]
+        _point_attribute(mesh, name, "FLOAT").data.foreach_set("value", np.ascontiguousarray(values, np.float32))
+    for name, colors in ((E_COLOR_ATTRIBUTE, field_display.E_colors(E)), (NU_COLOR_ATTRIBUTE, field_display.nu_colors(nu))):
+        _point_attribute(mesh, name, "FLOAT_COLOR").data.foreach_set("color", np.ascontiguousarray(colors, np.float32).ravel())
+    e_color = mesh.color_attributes.get(E_COLOR_ATTRIBUTE)
+    mesh.color_attributes.active_color = e_color
+    mesh.color_attributes.render_color_index = mesh.color_attributes.find(E_COLOR_ATTRIBUTE)
     mesh.update()
     return True
+
+
+def _point_attribute(mesh: bpy.types.Mesh, name: str, data_type: str) -> Any:
+    """The mesh's point attribute ``name`` of ``data_type``, (re)made when it is missing or of another kind."""
+    attributes: Any = mesh.attributes  # the typed stubs know neither the type names nor each attribute's .data
+    attr = attributes.get(name)
+    if attr is not None and (attr.domain != "POINT" or attr.data_type != data_type):
+        attributes.remove(attr)
+        attr = None
+    return attr if attr is not None else attributes.new(name, data_type, "POINT")

@@ -36,6 +36,7 @@ COLOR_ATTRIBUTE = "Col"
 MODIFIER_NAME = "Gaussian Display"
 NODE_GROUP_NAME = "PhysInteract Gaussian Points"
 MATERIAL_NAME = "PhysInteract Gaussian Colour"
+REST_PREFIX = ".physinteract_rest_"  # internal copies of rot_i / scale_i at rest while a bake plays (gaussian_playback)
 _MARKER = "physinteract_gaussian_display"  # ID property tagging our node group and material
 _VERSION = 1
 SIZE_SOCKET = "Size"
@@ -154,7 +155,9 @@ def cloud_from_object(obj: bpy.types.Object) -> Any:
     Every point attribute that is a scalar (float, int, bool) and not internal becomes a
     property: the standard ones go to their fields, the rest to ``extra`` (file order
     first, then new attributes by name), each cast back to the PLY type it was imported
-    with. Raises GaussianObjectError naming the object and the attribute at fault.
+    with. While a bake plays, rot_i and scale_i come from their rest copies (REST_PREFIX),
+    so this is always the Gaussians at rest. Raises GaussianObjectError naming the object
+    and the attribute at fault.
     """
     from physinteract.geometry.gaussians import GaussianCloud
 
@@ -178,6 +181,9 @@ def cloud_from_object(obj: bpy.types.Object) -> Any:
         attr.data.foreach_get(key, a)  # type: ignore[attr-defined]
         code = layout.get(attr.name, default_code)
         cols[attr.name] = a.view(np.uint32) if code == "u4" and a.dtype == np.int32 else a.astype(np.dtype(code))
+    for attr in mesh.attributes:  # a playing bake overwrote rot_i / scale_i: the rest values are these copies
+        if attr.name.startswith(REST_PREFIX) and attr.name[len(REST_PREFIX):] in cols:
+            cols[attr.name[len(REST_PREFIX):]] = _read_float(mesh, attr.name, n)
     for name in REQUIRED_ATTRIBUTES:
         if name not in cols:
             raise GaussianObjectError(f"'{obj.name}' has no point attribute '{name}' (a 3DGS property)")
@@ -202,6 +208,12 @@ def cloud_from_object(obj: bpy.types.Object) -> Any:
     extra_names = sorted(cols, key=lambda c: (order.get(c, len(order)), c))
     return GaussianCloud(means=means, f_dc=f_dc, f_rest=f_rest, opacity_logit=opacity, log_scales=log_scales,
                          rotations=rotations, normals=normals, extra={c: cols[c] for c in extra_names})
+
+
+def _read_float(mesh: bpy.types.Mesh, name: str, n: int) -> np.ndarray:
+    a = np.empty(n, np.float32)
+    mesh.attributes[name].data.foreach_get("value", a)  # type: ignore[attr-defined]
+    return a
 
 
 def world_gaussians(obj: bpy.types.Object, metres_per_unit: float) -> dict[str, np.ndarray]:

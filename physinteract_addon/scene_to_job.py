@@ -203,6 +203,34 @@ def object_point_set(obj: bpy.types.Object, name: str, world_bu: np.ndarray, sca
     return contract.PointSet(name=name, object_to_world=o2w, **g)
 
 
+def fill_identity(obj: bpy.types.Object, num_particles: int) -> str:
+    """What particle indices of ``obj`` refer to: its fill mode, the volume fill's signature, the count."""
+    o = object_settings(obj)
+    return f"{o.fill_mode}:{o.fill_signature if o.fill_mode == 'VOLUME' else ''}:{num_particles}"
+
+
+def set_video_contact(obj: bpy.types.Object, contact: np.ndarray, num_particles: int) -> None:
+    """Store the contact particles found in the video (indices into the current fill) and make them the contact."""
+    o = object_settings(obj)
+    o.contact_particles = " ".join(str(int(i)) for i in contact)
+    o.contact_particles_for = fill_identity(obj, num_particles)
+    o.contact_source = "VIDEO"
+
+
+def video_contact(obj: bpy.types.Object, num_particles: int) -> np.ndarray:
+    """The stored contact particles of 'From Video'; SceneError when the fill changed since they were found."""
+    o = object_settings(obj)
+    if not o.contact_particles.strip():
+        raise SceneError(f"'{obj.name}' has no contact from the video yet: press 'Initialise from Video' (PhysInteract > Interaction)")
+    if o.contact_particles_for != fill_identity(obj, num_particles):
+        raise SceneError(f"'{obj.name}' was filled again since its contact was found in the video: "
+                         "press 'Initialise from Video' again or choose another contact source")
+    idx = np.array([int(v) for v in o.contact_particles.split()], np.int64)
+    if idx.min() < 0 or idx.max() >= num_particles:
+        raise SceneError(f"'{obj.name}': the contact from the video indexes particles outside 0..{num_particles - 1}")
+    return idx
+
+
 def contact_indices(obj: bpy.types.Object, particles_bu: np.ndarray, vertices_bu: np.ndarray,
                     first_point_bu: np.ndarray | None) -> np.ndarray:
     """Indices into ``particles_bu`` of the contact region chosen by object.physinteract:
@@ -210,6 +238,8 @@ def contact_indices(obj: bpy.types.Object, particles_bu: np.ndarray, vertices_bu
     least the nearest one); vertex group / selection: the nearest particle to each chosen
     vertex plus every particle within the contact radius of one (all in Blender units)."""
     s = object_settings(obj)
+    if s.contact_source == "VIDEO":
+        return video_contact(obj, len(particles_bu))
     chosen = _selected_vertices(obj)
     if chosen is None:
         if first_point_bu is None:
@@ -270,8 +300,11 @@ def _video(clip: bpy.types.MovieClip, frames: range) -> contract.Video | None:
     return contract.Video(frames=paths)
 
 
-def build_job(scene: bpy.types.Scene) -> tuple[contract.Job, JobInfo, list[list[int]]]:
-    """The job for the scene's target object. Raises SceneError naming what to fix."""
+def build_job(scene: bpy.types.Scene, initialise: bool = False) -> tuple[contract.Job, JobInfo, list[list[int]]]:
+    """The job for the scene's target object. Raises SceneError naming what to fix.
+
+    ``initialise``: the job for ``physinteract init``, which finds the contact and the
+    trajectory itself: both are left empty (whatever the scene has keyed)."""
     s = scene_settings(scene)
     obj = s.target
     if obj is None or obj.type != "MESH":
@@ -288,7 +321,7 @@ def build_job(scene: bpy.types.Scene) -> tuple[contract.Job, JobInfo, list[list[
     m = np.array(obj.matrix_world)
     world_bu = local_bu @ m[:3, :3].T + m[:3, 3]
 
-    traj_obj = o.trajectory
+    traj_obj = None if initialise else o.trajectory
     cam = s.camera or scene.camera
     sampled = sample_matrices(scene, [x for x in (traj_obj, cam) if x is not None], frames)
     if traj_obj is not None:
@@ -303,7 +336,8 @@ def build_job(scene: bpy.types.Scene) -> tuple[contract.Job, JobInfo, list[list[
         particles_m = world_bu * scale
         labels = np.full(len(world_bu), contract.SURFACE, np.uint8)
         volume = np.full(len(world_bu), volume_bu * scale**3 / len(world_bu))
-    contact = contact_indices(obj, particles_m / scale, world_bu, traj_bu[0] if len(traj_bu) else None)
+    contact = np.zeros(0, np.int64) if initialise else contact_indices(obj, particles_m / scale, world_bu,
+                                                                         traj_bu[0] if len(traj_bu) else None)
     if len(traj_bu) and contact.size == 0:
         raise SceneError(f"The contact region of '{obj.name}' is empty (PhysInteract > Interaction)")
 
@@ -354,13 +388,13 @@ def build_job(scene: bpy.types.Scene) -> tuple[contract.Job, JobInfo, list[list[
     return job, info, faces
 
 
-def write_scene_job(scene: bpy.types.Scene) -> tuple[contract.Job, JobInfo]:
+def write_scene_job(scene: bpy.types.Scene, initialise: bool = False) -> tuple[contract.Job, JobInfo]:
     """Build the scene's job and write it to scene.physinteract.job_dir.
 
     The mesh's triangles travel as the point set's optional ``faces`` so scripts
     can rebuild the surface from the job alone.
     """
-    job, info, faces = build_job(scene)
+    job, info, faces = build_job(scene, initialise)
     if info.job_dir == info.cache_dir:
         raise SceneError("The job and cache folders must differ")
     tris = [[f[0], f[i], f[i + 1]] for f in faces for i in range(1, len(f) - 1)]

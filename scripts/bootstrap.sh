@@ -28,6 +28,9 @@ if [ "$(cat "$STAMP" 2>/dev/null || true)" != "$WANT" ]; then
     echo "bootstrap: installing requirements into $VENV"
     "$VENV/bin/python" -m pip install --quiet --upgrade pip setuptools wheel
     "$VENV/bin/python" -m pip install --quiet -r "$ROOT/requirements.txt"
+    # sam2 ships as source only; its build would otherwise fetch a second torch and try to
+    # compile a CUDA extension that the CPU path does not need.
+    SAM2_BUILD_CUDA=0 "$VENV/bin/python" -m pip install --quiet --no-build-isolation --no-deps sam2==1.1.0
     "$VENV/bin/python" -m pip install --quiet --no-build-isolation -e "$ROOT/backend[sim,test]"
     echo "$WANT" > "$STAMP"
 fi

@@ -23,6 +23,7 @@ COMMANDS: dict[str, str] = {
     "fill": "physinteract.commands.fill",
     "models": "physinteract.commands.models",
     "simulate": "physinteract.commands.simulate",
+    "init": "physinteract.commands.init",
     "estimate": "physinteract.commands.estimate",
     "bench": "physinteract.commands.bench",
     "benchmark": "physinteract.commands.benchmark",

@@ -1,5 +1,6 @@
 """Create the backend's own Python environment: ``python -m venv`` then
-``pip install <bundled wheel>[sim]`` (taichi, torch), without blocking the UI."""
+``pip install <bundled wheel>[sim,perception]`` (taichi, torch, transformers, OpenCV) and SAM 2,
+without blocking the UI."""
 
 from __future__ import annotations
 
@@ -23,12 +24,15 @@ def bundled_wheel() -> Path | None:
 
 
 def environment_commands(base_python: str, folder: Path, wheel: Path) -> list[list[str]]:
-    """Argument lists: make the venv, upgrade pip, install the wheel with its [sim] extra."""
+    """Argument lists: make the venv, upgrade pip, install the wheel with its [sim] and [perception]
+    extras, then SAM 2 (source only: built against the installed torch, its optional CUDA extension
+    is skipped where there is no CUDA compiler)."""
     py = str(venv_python(folder))
     return [
         [base_python, "-m", "venv", str(folder)],
-        [py, "-m", "pip", "install", "--upgrade", "pip"],
-        [py, "-m", "pip", "install", f"{wheel}[sim]"],
+        [py, "-m", "pip", "install", "--upgrade", "pip", "setuptools", "wheel"],
+        [py, "-m", "pip", "install", f"{wheel}[sim,perception]"],
+        [py, "-m", "pip", "install", "--no-build-isolation", "--no-deps", "sam2>=1.1"],
     ]
 
 

@@ -34,6 +34,10 @@ INTERACTION_ITEMS = [
 ]
 
 
+# A path property must say it takes '//' (relative to the .blend) since Blender 4.5; older ones reject the option.
+_RELATIVE_PATH_OPTIONS = {"HIDDEN", "PATH_SUPPORTS_BLEND_RELATIVE"} if bpy.app.version >= (4, 5, 0) else {"HIDDEN"}
+
+
 def _apply_preset(self: Any, context: bpy.types.Context) -> None:
     values = MATERIAL_PRESETS.get(self.material_preset)
     if values is not None:
@@ -68,6 +72,13 @@ class PhysInteractObjectSettings(bpy.types.PropertyGroup):
     )
     gaussian_layout: StringProperty(  # type: ignore[valid-type]
         name="Gaussian Layout", description="The PLY properties and their types, as imported (JSON)", options={"HIDDEN"},
+    )
+    gaussian_cache: StringProperty(  # type: ignore[valid-type]
+        name="Gaussian Cache", description="The cache whose per-frame rotations and scales these Gaussians play",
+        subtype="DIR_PATH", options=_RELATIVE_PATH_OPTIONS,
+    )
+    gaussian_point_set: StringProperty(  # type: ignore[valid-type]
+        name="Gaussian Point Set", description="This object's point set in the Gaussian cache", options={"HIDDEN"},
     )
     gaussian_display_size: FloatProperty(  # type: ignore[valid-type]
         name="Display Size",
@@ -127,11 +138,20 @@ class PhysInteractObjectSettings(bpy.types.PropertyGroup):
             ("VERTEX_GROUP", "Vertex Group", "Vertices of a vertex group (weight > 0)"),
             ("SELECTION", "Selection", "The mesh's selected vertices"),
             ("NEAREST", "Nearest to Trajectory", "Vertices within the contact radius of the trajectory's first point"),
+            ("VIDEO", "From Video", "The contact particles found in the video by 'Initialise from Video'"),
         ],
         default="NEAREST",
     )
     contact_group: StringProperty(  # type: ignore[valid-type]
         name="Vertex Group", description="Vertex group holding the contact region",
+    )
+    contact_particles: StringProperty(  # type: ignore[valid-type]
+        name="Contact Particles", description="Particle indices of the contact found in the video (space separated)",
+        options={"HIDDEN"},
+    )
+    contact_particles_for: StringProperty(  # type: ignore[valid-type]
+        name="Contact Particles' Fill", description="The fill the contact particles index (fill signature and count)",
+        options={"HIDDEN"},
     )
     contact_radius: FloatProperty(  # type: ignore[valid-type]
         name="Contact Radius", description="Collider radius, and contact radius of 'Nearest' (Blender units)",

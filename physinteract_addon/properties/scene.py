@@ -5,7 +5,18 @@ from __future__ import annotations
 from typing import Any
 
 import bpy
-from bpy.props import BoolProperty, EnumProperty, FloatProperty, IntProperty, PointerProperty, StringProperty
+from bpy.props import (
+    BoolProperty,
+    EnumProperty,
+    FloatProperty,
+    FloatVectorProperty,
+    IntProperty,
+    IntVectorProperty,
+    PointerProperty,
+    StringProperty,
+)
+
+from .object import INTERACTION_ITEMS
 
 
 def _is_mesh(self: Any, obj: bpy.types.Object) -> bool:
@@ -53,6 +64,20 @@ class PhysInteractSceneSettings(bpy.types.PropertyGroup):
         name="Job Folder", description="Folder the job for the backend is written to",
         default="//physinteract_job", subtype="DIR_PATH",
     )
+    # Initialise from Video (physinteract init)
+    init_interaction: EnumProperty(  # type: ignore[valid-type]
+        name="Type", description="The interaction type 'Initialise from Video' assumes",
+        items=[("AUTO", "Detect", "Let the backend recognise the interaction in the video (vision-language model)"),
+               *INTERACTION_ITEMS],
+        default="AUTO",
+    )
+    use_contact_box: BoolProperty(  # type: ignore[valid-type]
+        name="Contact Box", description="Prompt the contact segmentation with a box in the first video frame", default=False,
+    )
+    contact_box: IntVectorProperty(  # type: ignore[valid-type]
+        name="Box (px)", description="The contact region's box in the first video frame: x0, y0, x1, y1 (pixels)", size=4,
+        min=0, default=(0, 0, 0, 0),
+    )
     # Estimate (Estimate Material: physinteract estimate, into <cache folder>/estimate)
     estimate_mode: EnumProperty(  # type: ignore[valid-type]
         name="Mode", description="What the estimate optimises",
@@ -74,6 +99,24 @@ class PhysInteractSceneSettings(bpy.types.PropertyGroup):
         name="Median E (Pa)", description="Median Young's modulus of the last estimate (Pa; 0: none yet)", default=0.0,
     )
     estimate_nu_median: FloatProperty(name="Median nu", description="Median Poisson's ratio of the last estimate", default=0.0)  # type: ignore[valid-type]
+    estimate_E_min: FloatProperty(name="Min E (Pa)", description="Smallest Young's modulus of the last estimate (Pa)", default=0.0)  # type: ignore[valid-type]
+    estimate_E_max: FloatProperty(name="Max E (Pa)", description="Largest Young's modulus of the last estimate (Pa)", default=0.0)  # type: ignore[valid-type]
+    # The legend's colours (the E_color attribute's ramp at min, median, max E; linear RGB)
+    legend_color_min: FloatVectorProperty(  # type: ignore[valid-type]
+        name="Min E Colour", description="Colour of the softest particles", subtype="COLOR", size=3, min=0.0, max=1.0,
+    )
+    legend_color_median: FloatVectorProperty(  # type: ignore[valid-type]
+        name="Median E Colour", description="Colour of the median Young's modulus", subtype="COLOR", size=3, min=0.0, max=1.0,
+    )
+    legend_color_max: FloatVectorProperty(  # type: ignore[valid-type]
+        name="Max E Colour", description="Colour of the stiffest particles", subtype="COLOR", size=3, min=0.0, max=1.0,
+    )
+    use_estimated_material: BoolProperty(  # type: ignore[valid-type]
+        name="Use Estimated Material",
+        description="Bake with the estimated material field (<cache folder>/estimate) instead of the initial E, nu "
+                    "(only when an estimate exists)",
+        default=True,
+    )
     estimate_dir: StringProperty(  # type: ignore[valid-type]
         name="Estimate Folder", description="The estimate cache the stored field came from", subtype="DIR_PATH",
     )

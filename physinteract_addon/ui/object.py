@@ -5,9 +5,9 @@ from __future__ import annotations
 import bpy
 
 from ..gaussians import is_gaussian_object
-from ..properties import object_settings, scene_settings
-from ..utils import layout_of, scene_of
-from .common import SidebarPanel
+from ..properties import PhysInteractSceneSettings, object_settings, scene_settings
+from ..utils import format_pascals, layout_of, scene_of
+from .common import SidebarPanel, draw_progress
 
 
 class _ObjectPanel(SidebarPanel):
@@ -74,6 +74,23 @@ class PHYSINTERACT_PT_material(_ObjectPanel):
         col.prop(o, "youngs_modulus")
         col.prop(o, "poisson_ratio")
         col.prop(o, "density")
+        s = scene_settings(scene_of(context))
+        if s.estimate_E_median > 0.0:
+            draw_legend(layout, s)
+
+
+def draw_legend(layout: bpy.types.UILayout, s: PhysInteractSceneSettings) -> None:
+    """The estimated field's legend: min, median and max E (Pa) beside their colours in the
+    'E_color' attribute (log10 E on the ramp), and the median nu."""
+    box = layout.box()
+    box.label(text="Estimated field (colour attribute 'E_color', log scale)", icon="COLOR")
+    for label, value, prop in (("min", s.estimate_E_min, "legend_color_min"), ("median", s.estimate_E_median, "legend_color_median"),
+                               ("max", s.estimate_E_max, "legend_color_max")):
+        row = box.row(align=True)
+        split = row.split(factor=0.25, align=True)
+        split.prop(s, prop, text="")
+        split.label(text=f"{label} E {format_pascals(value, '.3g')}")
+    box.label(text=f"median nu {s.estimate_nu_median:.3f}")
 
 
 class PHYSINTERACT_PT_interaction(_ObjectPanel):
@@ -92,6 +109,18 @@ class PHYSINTERACT_PT_interaction(_ObjectPanel):
         layout.prop(o, "trajectory")
         if o.trajectory is None:
             layout.label(text="Key an Empty's location: its keys are the trajectory", icon="INFO")
+        s = scene_settings(scene_of(context))
+        box = layout.box()
+        box.prop(s, "init_interaction")
+        row = box.row(align=True)
+        row.prop(s, "use_contact_box")
+        sub = row.row(align=True)
+        sub.active = s.use_contact_box
+        sub.prop(s, "contact_box", text="")
+        box.operator("physinteract.init_from_video", icon="TRACKER")
+        draw_progress(box, context)
+        if o.contact_source == "VIDEO":
+            box.label(text=f"{len(o.contact_particles.split())} contact particles from the video")
 
 
 CLASSES = (PHYSINTERACT_PT_object, PHYSINTERACT_PT_filling, PHYSINTERACT_PT_material, PHYSINTERACT_PT_interaction)

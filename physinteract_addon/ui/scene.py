@@ -4,20 +4,20 @@ from __future__ import annotations
 
 import bpy
 
+from ..bake_session import has_estimate
 from ..properties import scene_settings
+from ..scene_to_job import SceneError, resolve_dir
 from ..utils import layout_of, scene_of
-from .common import SidebarPanel
+from .common import SidebarPanel, draw_progress
 
 
-def _progress(layout: bpy.types.UILayout, context: bpy.types.Context) -> None:
-    s = scene_settings(scene_of(context))
-    if s.is_running:
-        layout.progress(factor=s.progress, type="BAR", text=s.status or "running")
-        row = layout.row(align=True)
-        row.operator("physinteract.cancel", icon="CANCEL")
-        row.operator("physinteract.reset_status", text="", icon="LOOP_BACK")
-    elif s.status:
-        layout.label(text=s.status)
+def estimate_exists(context: bpy.types.Context) -> bool:
+    """Whether the scene's cache folder holds an estimated material field (a cheap file check, fine in draw())."""
+    scene = scene_of(context)
+    try:
+        return has_estimate(resolve_dir(scene_settings(scene).cache_dir, scene, "cache folder"))
+    except SceneError:
+        return False
 
 
 class PHYSINTERACT_PT_video(SidebarPanel):
@@ -46,7 +46,7 @@ class PHYSINTERACT_PT_estimate(SidebarPanel):
         layout.prop(s, "estimate_mode")
         layout.prop(s, "estimate_iterations")
         layout.operator("physinteract.estimate", icon="VIEWZOOM")
-        _progress(layout, context)
+        draw_progress(layout, context)
         if s.is_running and s.estimate_progress_total > 0:
             layout.label(text=f"Iteration {s.estimate_progress_iteration}/{s.estimate_progress_total}, "
                               f"loss {s.estimate_loss:.4g}, ETA {s.estimate_eta_s:.0f} s")
@@ -69,10 +69,15 @@ class PHYSINTERACT_PT_bake(SidebarPanel):
         sub.prop(s, "ground_height", text="")
         layout.prop(s, "cache_dir")
         layout.prop(s, "job_dir")
+        row = layout.row()
+        row.active = estimate_exists(context)
+        row.prop(s, "use_estimated_material")
+        if s.use_estimated_material and not row.active:
+            layout.label(text="No estimate yet: the bake uses the initial material", icon="INFO")
         row = layout.row(align=True)
         row.operator("physinteract.bake", icon="PHYSICS")
         row.operator("physinteract.free_bake", icon="TRASH")
-        _progress(layout, context)
+        draw_progress(layout, context)
         if s.max_tick_ms > 0.0:
             layout.label(text=f"Longest UI tick: {s.max_tick_ms:.1f} ms")
 

@@ -105,8 +105,9 @@ def test_grasped_end_of_the_rope_follows_the_trajectory(quick_scenes: dict[str, 
     assert gt["observed_gaussians"][-1, free, 2].mean() < rest[free, 2].mean() - 0.01
 
 
-def test_full_size_scenes_need_at_most_60_cfl_substeps_per_frame_at_the_estimator_resolution():
-    """dt <= cfl dx / max(c_p, v_max): the GT material must keep the estimator's forward pass cheap."""
+def test_full_size_scenes_need_at_most_90_cfl_substeps_per_frame_at_the_estimator_resolution():
+    """dt <= cfl dx / max(c_p, v_max): the GT material must keep the estimator's forward pass cheap
+    (at the default build's scale, the discretisation the benchmark estimates with)."""
     from physinteract.mpm.model import make_model
     from physinteract.mpm.solver import cfl_substeps
 
@@ -114,11 +115,13 @@ def test_full_size_scenes_need_at_most_60_cfl_substeps_per_frame_at_the_estimato
     for name, make in S.SCENES.items():
         spec = make()
         lo, hi = np.asarray(spec.lo), np.asarray(spec.hi)
-        h = (S._solid_volume(spec.sdf, lo, hi) / spec.particles) ** (1 / 3)
+        target = int(spec.particles * cfg.scale)
+        h = (S._solid_volume(spec.sdf, lo, hi) / target) ** (1 / 3)
         est = S.fill_sdf(spec.sdf, lo, hi, h, np.full(3, 0.5))
         X = est.positions
-        assert 1000 <= len(X) <= 2500, name
-        model = make_model(X, est.volume, spec.density, spec.E(X), spec.nu, S._solver_config(spec, spec.grid_resolution))
+        assert 0.7 * target <= len(X) <= 1.3 * target, name
+        res = int(round(spec.grid_resolution * cfg.scale ** (1 / 3)))
+        model = make_model(X, est.volume, spec.density, spec.E(X), spec.nu, S._solver_config(spec, res))
         duration = cfg.frames / cfg.fps
         control = S._control(spec, np.flatnonzero(spec.contact(X)), X, np.asarray(spec.times_frac) * duration, spec.path)
-        assert cfl_substeps(model, control, 1 / cfg.fps, duration, model.config) <= 60, name
+        assert cfl_substeps(model, control, 1 / cfg.fps, duration, model.config) <= 90, name

@@ -25,6 +25,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quick", action="store_true", help="tiny scenes (few particles, 4 frames, 64x48 px) for a smoke run")
     p.add_argument("--rebuild", action="store_true", help="rebuild the scenes even when cached")
     p.add_argument("--seed", type=int, default=0, help="random seed of the scenes (lattices, noise, tracker errors)")
+    p.add_argument("--scale", type=float, default=None, metavar="S",
+                   help="particle-count factor of the estimator's discretisation (default 2; the grid follows the cube root)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -45,6 +47,11 @@ def run(args: argparse.Namespace) -> int:
         return 2
     build = BuildConfig.quick() if args.quick else BuildConfig()
     build.seed = args.seed
+    if args.scale is not None:
+        if not args.scale > 0:
+            print(f"physinteract benchmark: --scale must be > 0, got {args.scale}", file=sys.stderr)
+            return 2
+        build.scale = args.scale
     report = run_benchmark(RunConfig(out=args.out, scenes=scenes, modes=modes, iterations=args.iterations, build=build,
                                      rebuild=args.rebuild))
     print(summary_line(report))

@@ -1,4 +1,4 @@
-"""``physinteract models``: which perception models are found where."""
+"""``physinteract models``: which perception models are found where, and how to place missing ones."""
 
 from __future__ import annotations
 
@@ -9,19 +9,20 @@ HELP = "list the optional perception models (VLM, SAM 2), where they were found,
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--json", action="store_true", help="print JSON")
+    p.add_argument("--json", action="store_true", help="print one JSON object: key -> {path, file, repo_id, env, purpose, message}")
 
 
 def run(args: argparse.Namespace) -> int:
+    """Print the models' whereabouts; always exits 0 (a missing model is a normal state, not an error)."""
     from physinteract.perception import models
 
-    found = models.report()
+    entries = models.describe()
     if args.json:
-        print(json.dumps({k: {"path": v if v != "missing" else None, "repo_id": models.MODELS[k].repo_id} for k, v in found.items()}))
+        print(json.dumps({e["key"]: {k: v for k, v in e.items() if k != "key"} for e in entries}, indent=2))
         return 0
-    for key, where in found.items():
-        if where == "missing":
-            print(f"{key}: missing\n  {models.missing_message(key)}")
+    for e in entries:
+        if e["path"] is None:
+            print(f"{e['key']}: missing ({e['repo_id']}, for {e['purpose']})\n  {e['message']}")
         else:
-            print(f"{key}: {where}")
+            print(f"{e['key']}: found at {e['file'] or e['path']} ({e['repo_id']}, for {e['purpose']})")
     return 0

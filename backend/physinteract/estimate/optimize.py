@@ -54,7 +54,15 @@ class EstimateConfig:
         iterations: gradient iterations at most (the job's solver.iterations when None).
         lr_material: AdamW learning rate of log E (natural log: 0.1 moves E by about 10 %).
         lr_nu: learning rate of the bounded-nu parameter (logit units).
-        lr_trajectory: learning rate of the keyframes, as a fraction of the object's size per step.
+        lr_trajectory: learning rate of the keyframes, as a fraction of the object's size per step
+            (Adam moves every keyframe by about this much per step whatever the gradient's size, so
+            it is set to the scale of a tracker's error, a few millimetres on a 30 cm object).
+        trajectory_warmup: "joint" only: the first fraction of the iterations moves the trajectory
+            alone, with E held at the scan's value; then a fine forward scan of the uniform E
+            factor (+-``refine_decades``) re-centres E on the corrected trajectory, and the region
+            scan runs, before both move. An error of T0 (a lag, a drift) otherwise pulls E away while the trajectory is
+            still wrong, and E does not come back within tens of iterations.
+        refine_decades: half-width of the fine scans (after the coarse scan, and after the warm-up).
         final_lr_ratio: the cosine schedule ends at this fraction of each learning rate.
         weight_decay: AdamW's decoupled weight decay.
         loss: per-frame image-loss weights (SSIM 0.2 and mask 1.0 by default).
@@ -67,12 +75,19 @@ class EstimateConfig:
         smooth_k: neighbours in the smoothness graph.
         scan_decades / scan_points / scan_max_decades: the forward-only scan of a uniform E scale
             before the gradient stage: ``scan_points`` samples over +-``scan_decades``, extended
-            while the best is at an end, up to +-``scan_max_decades`` (0 decades switches it off);
-            "joint" and "material_only" only.
+            while the best is at an end, up to +-``scan_max_decades`` (0 decades switches it off),
+            then a fine scan over +-``refine_decades`` around the best at a quarter of the step;
+            "joint" and "material_only" only. The image loss of a bending or bouncing object has
+            a minimum about 0.1 decade wide, so the steps must be finer than that in the end.
         scan_regions / region_step / region_passes: then a coordinate search over this many
             coarse regions, each trying E x 10^(+-region_step) (see ``region_scan``; 0 regions: off).
         region_gain: a region's change is kept only when it lowers the image loss by this fraction;
             below it the difference is within what a discretisation mismatch alone produces.
+        split_step: before the coordinate search, the control points' two k-means halves try
+            E x 10^(a, b) together for a != b in {-split_step, 0, +split_step} (decades; 0 = off).
+            A contrast between two halves is not found one half at a time: softening the still
+            half of a rope lying on the ground alone fits worse, and so does stiffening the
+            lifted half alone, while both together fit far better.
         patience / tolerance: stop early when the loss has not improved by ``tolerance``
             (relative) for ``patience`` iterations.
         estimate_nu: optimise Poisson's ratio too (it is weakly observable in most videos).
@@ -86,7 +101,7 @@ class EstimateConfig:
     iterations: int | None = None
     lr_material: float = 0.12
     lr_nu: float = 0.05
-    lr_trajectory: float = 0.01
+    lr_trajectory: float = 0.003
     final_lr_ratio: float = 0.1
     weight_decay: float = 0.0
     loss: FrameLossWeights = field(default_factory=FrameLossWeights)
@@ -95,13 +110,16 @@ class EstimateConfig:
     w_traj: float = 1.0
     smooth_k: int = 8
     global_fraction: float = 0.5
+    trajectory_warmup: float = 0.3
+    refine_decades: float = 0.25
     scan_decades: float = 1.0
-    scan_points: int = 5
+    scan_points: int = 9
     scan_max_decades: float = 2.5
     scan_regions: int = 4
     region_step: float = 0.5
     region_passes: int = 1
     region_gain: float = 0.1
+    split_step: float = 0.25
     patience: int = 6
     tolerance: float = 2e-3
     estimate_nu: bool = True
@@ -115,6 +133,8 @@ class EstimateConfig:
             raise ValueError(f"EstimateConfig.mode: expected one of {MODES}, got {self.mode!r}")
         if self.iterations is not None and self.iterations < 0:
             raise ValueError(f"EstimateConfig.iterations: expected >= 0, got {self.iterations}")
+        if not 0.0 <= self.trajectory_warmup < 1.0:
+            raise ValueError(f"EstimateConfig.trajectory_warmup: expected a fraction in [0, 1), got {self.trajectory_warmup}")
         if self.frame_stride < 1 or self.scan_points < 1 or self.patience < 1:
             raise ValueError("EstimateConfig: frame_stride, scan_points and patience must be >= 1")
 
@@ -265,47 +285,102 @@ class Estimator:
         """Forward-only search of a uniform factor on E; returns the chosen log10 factor.
 
         Samples ``scan_points`` factors over +-``scan_decades``, extends the range by a step while
-        the best sample sits at its end (up to +-``scan_max_decades``), then refines the best one
-        with a parabola through it and its neighbours.
+        the best sample sits at its end (up to +-``scan_max_decades``), then searches again over
+        +-``refine_decades`` around the best at a quarter of the step, and refines the best
+        sample with a parabola through it and its neighbours.
         """
         cfg = self.config
         if cfg.scan_decades <= 0 or cfg.scan_points < 2 or cfg.mode == "trajectory_only":
             return 0.0
-        z0 = self.field.z.detach().clone()
         h = 2.0 * cfg.scan_decades / (cfg.scan_points - 1)
+        z0 = self.field.z.detach().clone()
         samples: dict[float, float] = {}
+        d = self._factor_search(z0, 0.0, cfg.scan_decades, h, samples, emit)
+        if cfg.refine_decades > 0:
+            d = self._factor_search(z0, d, min(cfg.refine_decades, h), 0.25 * h, samples, emit)
+        self._set_factor(z0, d)
+        return d
 
-        def sample(d: float) -> None:
-            with torch.no_grad():
-                self.field.z.copy_(z0 + d * math.log(10.0))
-                self.field.clamp_()
-            samples[d] = self.forward_loss()
-            if emit is not None:
-                emit("scan", step=len(samples), log10_factor=round(d, 4), loss=samples[d], substeps=self.sim.substeps)
+    def rescan(self, emit: Callable[..., None] | None = None) -> float:
+        """Fine forward-only search of a uniform factor on the current field (after the trajectory
+        warm-up): +-``refine_decades`` in steps of a quarter of it. Returns the log10 factor applied."""
+        cfg = self.config
+        if cfg.refine_decades <= 0 or cfg.mode == "trajectory_only":
+            return 0.0
+        z0 = self.field.z.detach().clone()
+        samples: dict[float, float] = {}
+        d = self._factor_search(z0, 0.0, cfg.refine_decades, 0.25 * cfg.refine_decades, samples, emit, kind="rescan")
+        self._set_factor(z0, d)
+        return d
 
-        for d in np.linspace(-cfg.scan_decades, cfg.scan_decades, cfg.scan_points):
-            sample(float(d))
-        while True:
-            offsets = sorted(samples)
-            best = min(offsets, key=lambda o: samples[o])
-            if best == offsets[0] and best - h >= -cfg.scan_max_decades - 1e-9:
-                sample(best - h)
-            elif best == offsets[-1] and best + h <= cfg.scan_max_decades + 1e-9:
-                sample(best + h)
-            else:
-                break
-        offsets = sorted(samples)
-        i = offsets.index(best)
-        d = best
-        if 0 < i < len(offsets) - 1:
-            l0, l1, l2 = samples[offsets[i - 1]], samples[best], samples[offsets[i + 1]]
-            den = l0 - 2 * l1 + l2
-            if math.isfinite(l0) and math.isfinite(l2) and den > 0:
-                d += float(np.clip(0.5 * h * (l0 - l2) / den, -0.5 * h, 0.5 * h))
+    def _set_factor(self, z0: torch.Tensor, d: float) -> None:
         with torch.no_grad():
             self.field.z.copy_(z0 + d * math.log(10.0))
             self.field.clamp_()
-        return d
+
+    def _factor_search(self, z0: torch.Tensor, centre: float, half: float, step: float, samples: dict[float, float],
+                       emit: Callable[..., None] | None, kind: str = "scan") -> float:
+        """Image loss of E x 10^d on the grid centre + k step over +-half (``samples`` caches d -> loss),
+        extended while the best is at an end (within +-``scan_max_decades``), parabola-refined."""
+        limit = self.config.scan_max_decades + 1e-9
+
+        def loss(d: float) -> float:
+            key = _key(d)
+            if key not in samples:
+                self._set_factor(z0, d)
+                samples[key] = self.forward_loss()
+                if emit is not None:
+                    emit(kind, step=len(samples), log10_factor=round(d, 4), loss=samples[key], substeps=self.sim.substeps)
+            return samples[key]
+
+        n = max(1, int(round(half / step)))
+        grid = [_key(centre + k * step) for k in range(-n, n + 1) if abs(centre + k * step) <= limit]
+        values = {d: loss(d) for d in grid}
+        while True:
+            lo, hi = min(values), max(values)
+            best = min(values, key=lambda o: values[o])
+            if best == lo and lo - step >= -limit:
+                values[_key(lo - step)] = loss(lo - step)
+            elif best == hi and hi + step <= limit:
+                values[_key(hi + step)] = loss(hi + step)
+            else:
+                break
+        l0, l1, l2 = values.get(_key(best - step), math.inf), values[best], values.get(_key(best + step), math.inf)
+        den = l0 - 2 * l1 + l2
+        if math.isfinite(l0) and math.isfinite(l2) and den > 0:
+            return best + float(np.clip(0.5 * step * (l0 - l2) / den, -0.5 * step, 0.5 * step))
+        return best
+
+    def split_scan(self, emit: Callable[..., None] | None = None) -> tuple[float, float]:
+        """Forward-only search of a two-halves contrast (see ``EstimateConfig.split_step``); returns the
+        log10 factors (a, b) kept for the two halves, (0, 0) when none lowers the loss by ``region_gain``."""
+        cfg = self.config
+        s = cfg.split_step
+        if s <= 0 or self.field.num_controls < 2 or cfg.mode == "trajectory_only":
+            return 0.0, 0.0
+        half = torch.as_tensor(_kmeans(self.job.particles[self.field.control], 2) == 1)
+        z0 = self.field.z.detach().clone()
+        current = self.forward_loss()
+        best = (0.0, 0.0, current)
+        for a in (-s, 0.0, s):
+            for b in (-s, 0.0, s):
+                if a == b:  # a uniform change: the scans' job
+                    continue
+                with torch.no_grad():
+                    self.field.z.copy_(z0 + math.log(10.0) * torch.where(half, b, a).to(z0.dtype))
+                    self.field.clamp_()
+                trial = self.forward_loss()
+                if emit is not None:
+                    emit("split_scan", log10_factors=[a, b], loss=trial, best=best[2])
+                if trial < best[2]:
+                    best = (a, b, trial)
+        a, b, value = best
+        if value >= current * (1.0 - cfg.region_gain):
+            a, b = 0.0, 0.0
+        with torch.no_grad():
+            self.field.z.copy_(z0 + math.log(10.0) * torch.where(half, b, a).to(z0.dtype))
+            self.field.clamp_()
+        return a, b
 
     def region_scan(self, emit: Callable[..., None] | None = None) -> list[float]:
         """Forward-only coordinate search over coarse regions, after the uniform scan.
@@ -320,6 +395,7 @@ class Estimator:
         R = min(cfg.scan_regions, self.field.num_controls)
         if R < 2 or cfg.region_passes < 1 or cfg.mode == "trajectory_only":
             return []
+        self.split_scan(emit)
         labels = _kmeans(self.job.particles[self.field.control], R)
         factors = [0.0] * R
         current = self.forward_loss()
@@ -410,9 +486,13 @@ class Estimator:
         emit("start", mode=cfg.mode, iterations=iterations, particles=int(len(self.job.particles)),
              gaussians=len(self.binding), frames=len(self.frames), controls=self.field.num_controls,
              resumed=resumed, start_iteration=start_it)
+        warm = int(cfg.trajectory_warmup * iterations) if cfg.mode == "joint" else 0
+        shared_until = warm + int(cfg.global_fraction * (iterations - warm))
         if not resumed:
             d = self.scan(emit)
-            factors = self.region_scan(emit)
+            # With a warm-up the regions are searched after it: a region's E must not be bent to
+            # make up for an error of T0 (a lag shows as a stiffer or softer part near the grasp).
+            factors = self.region_scan(emit) if not warm else []
             if cfg.mode != "trajectory_only" and cfg.scan_decades > 0:
                 emit("scan_done", log10_factor=d, region_factors=factors, E_median=self.E_median())
         stopped = False
@@ -421,6 +501,10 @@ class Estimator:
             if should_stop is not None and should_stop():
                 stopped = True
                 break
+            if warm and it == warm and cfg.scan_decades > 0:  # the trajectory is corrected: re-centre E on it
+                d = self.rescan(emit)
+                factors = self.region_scan(emit)
+                emit("rescan_done", log10_factor=d, region_factors=factors, E_median=self.E_median())
             t0 = time.perf_counter()
             opt.zero_grad()
             loss, terms = self.objective()
@@ -435,7 +519,10 @@ class Estimator:
                 best = {"loss": value, "z": self.field.z.detach().clone(), "theta": self.field.theta.detach().clone(),
                         "keys": self.keys.detach().clone(), "iteration": it}
             loss.backward()
-            if it < int(cfg.global_fraction * iterations) and self.field.z.grad is not None:
+            if it < warm:  # the trajectory alone (AdamW skips parameters without a gradient)
+                self.field.z.grad = None
+                self.field.theta.grad = None
+            elif it < shared_until and self.field.z.grad is not None:
                 self.field.z.grad.fill_(float(self.field.z.grad.mean()))
             opt.step()
             sched.step()
@@ -528,6 +615,11 @@ def _kmeans(points: np.ndarray, k: int, iterations: int = 20) -> np.ndarray:
             break
         centres = new
     return labels
+
+
+def _key(d: float) -> float:
+    """A log10 factor rounded so that grid points reached by different sums compare equal."""
+    return round(d, 6)
 
 
 def _round(v: Any) -> Any:

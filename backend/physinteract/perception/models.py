@@ -86,3 +86,65 @@ def report() -> dict[str, str]:
         p = locate(key)
         out[key] = str(p) if p else "missing"
     return out
+
+
+# SAM 2 checkpoint file names (as published on the hub) -> the sam2 package's config for them.
+SAM2_CONFIGS: dict[str, str] = {
+    "sam2.1_hiera_tiny.pt": "configs/sam2.1/sam2.1_hiera_t.yaml",
+    "sam2.1_hiera_small.pt": "configs/sam2.1/sam2.1_hiera_s.yaml",
+    "sam2.1_hiera_base_plus.pt": "configs/sam2.1/sam2.1_hiera_b+.yaml",
+    "sam2.1_hiera_large.pt": "configs/sam2.1/sam2.1_hiera_l.yaml",
+    "sam2_hiera_tiny.pt": "configs/sam2/sam2_hiera_t.yaml",
+    "sam2_hiera_small.pt": "configs/sam2/sam2_hiera_s.yaml",
+    "sam2_hiera_base_plus.pt": "configs/sam2/sam2_hiera_b+.yaml",
+    "sam2_hiera_large.pt": "configs/sam2/sam2_hiera_l.yaml",
+}
+
+
+@dataclass(frozen=True)
+class Sam2Checkpoint:
+    checkpoint: Path  # the .pt file (a dict with the state dict under "model", or the state dict)
+    config: str | None  # a yaml beside it, or the sam2 package config its file name implies; None: unknown
+
+
+def sam2_checkpoint(override: str | None = None) -> Sam2Checkpoint | None:
+    """The SAM 2 checkpoint: ``override`` as a .pt file, or the one .pt in the folder ``locate("sam2", override)``.
+
+    A folder with several .pt files prefers the published names in SAM2_CONFIGS (SAM 2.1 first, smallest first).
+    None when no folder or no .pt file is found.
+    """
+    if override and Path(override).expanduser().is_file():
+        pt = Path(override).expanduser()
+    else:
+        folder = locate("sam2", override)
+        if folder is None:
+            return None
+        pts = sorted(folder.glob("*.pt"))
+        known = [folder / name for name in SAM2_CONFIGS if (folder / name) in pts]
+        if not pts:
+            return None
+        pt = known[0] if known else pts[0]
+    yamls = sorted(pt.parent.glob("*.yaml"))
+    config = str(yamls[0]) if len(yamls) == 1 else SAM2_CONFIGS.get(pt.name)
+    return Sam2Checkpoint(pt, config)
+
+
+def describe() -> list[dict[str, str | None]]:
+    """One entry per model for ``physinteract models``: key, repo_id, env, purpose, path (None when
+    missing), file (the weights file for SAM 2), message (placement instructions when missing)."""
+    out: list[dict[str, str | None]] = []
+    for key, spec in MODELS.items():
+        folder = locate(key)
+        entry: dict[str, str | None] = {"key": key, "repo_id": spec.repo_id, "env": spec.env, "purpose": spec.purpose,
+                                        "path": str(folder) if folder else None, "file": None, "message": None}
+        if key == "sam2" and folder is not None:
+            found = sam2_checkpoint()
+            if found is None:
+                entry["path"] = None
+                entry["message"] = f"{folder} holds no SAM 2 checkpoint (*.pt). " + missing_message(key)
+            else:
+                entry["file"] = str(found.checkpoint)
+        elif folder is None:
+            entry["message"] = missing_message(key)
+        out.append(entry)
+    return out
