@@ -105,7 +105,7 @@ def test_grasped_end_of_the_rope_follows_the_trajectory(quick_scenes: dict[str, 
     assert gt["observed_gaussians"][-1, free, 2].mean() < rest[free, 2].mean() - 0.01
 
 
-def test_full_size_scenes_need_at_most_90_cfl_substeps_per_frame_at_the_estimator_resolution():
+def test_full_size_scenes_need_at_most_120_cfl_substeps_per_frame_at_the_estimator_resolution():
     """dt <= cfl dx / max(c_p, v_max): the GT material must keep the estimator's forward pass cheap
     (at the default build's scale, the discretisation the benchmark estimates with)."""
     from physinteract.mpm.model import make_model
@@ -116,7 +116,7 @@ def test_full_size_scenes_need_at_most_90_cfl_substeps_per_frame_at_the_estimato
         spec = make()
         lo, hi = np.asarray(spec.lo), np.asarray(spec.hi)
         target = int(spec.particles * cfg.scale)
-        h = (S._solid_volume(spec.sdf, lo, hi) / target) ** (1 / 3)
+        h = (S.solid_volume(spec.sdf, lo, hi) / target) ** (1 / 3)
         est = S.fill_sdf(spec.sdf, lo, hi, h, np.full(3, 0.5))
         X = est.positions
         assert 0.7 * target <= len(X) <= 1.3 * target, name
@@ -124,4 +124,4 @@ def test_full_size_scenes_need_at_most_90_cfl_substeps_per_frame_at_the_estimato
         model = make_model(X, est.volume, spec.density, spec.E(X), spec.nu, S._solver_config(spec, res))
         duration = cfg.frames / cfg.fps
         control = S._control(spec, np.flatnonzero(spec.contact(X)), X, np.asarray(spec.times_frac) * duration, spec.path)
-        assert cfl_substeps(model, control, 1 / cfg.fps, duration, model.config) <= 90, name
+        assert cfl_substeps(model, control, 1 / cfg.fps, duration, model.config) <= 120, name

@@ -35,7 +35,7 @@ def make_object(scene: str = "balloon_dog", particles: int = 800, gaussians: int
     """Benchmark scene ``scene``'s solid filled with about ``particles`` particles and ``gaussians`` surface Gaussians."""
     spec = S.SCENES[scene]()
     lo, hi = np.asarray(spec.lo), np.asarray(spec.hi)
-    spacing = (S._solid_volume(spec.sdf, lo, hi) / particles) ** (1.0 / 3.0)
+    spacing = (S.solid_volume(spec.sdf, lo, hi) / particles) ** (1.0 / 3.0)
     fill = S.fill_sdf(spec.sdf, lo, hi, spacing, np.random.default_rng(seed).random(3))
     gauss = S.surface_gaussians(spec, gaussians, seed)
     return SyntheticObject(spec, fill.positions, fill.labels, fill.volume, spacing, gauss)
@@ -44,7 +44,7 @@ def make_object(scene: str = "balloon_dog", particles: int = 800, gaussians: int
 def camera(obj: SyntheticObject, width: int, height: int, view: tuple[float, float, float] | None = None) -> tuple[np.ndarray, np.ndarray]:
     """K [3, 3] and world->camera [4, 4] (OpenCV) of the benchmark's framing camera, looking along ``view``."""
     v = np.asarray(view if view is not None else obj.spec.view, np.float64)
-    return S._look_at(obj.gaussians["positions"], v, width, height)
+    return S.look_at_camera(obj.gaussians["positions"], v, width, height)
 
 
 def render_view(obj: SyntheticObject, K: np.ndarray, w2c: np.ndarray, width: int, height: int,

@@ -32,3 +32,30 @@ def test_pose_fit_recovers_camera_within_2_degrees_and_2_percent_from_10_degrees
     assert rot < 2.0 and dist < 0.02
     assert fit.loss_history[-1] < 0.5 * fit.loss_history[0]
     np.testing.assert_allclose(fit.K, K, rtol=1e-6)  # the focal length is not fitted by default
+
+
+def test_pose_fit_with_focal_keeps_focal_over_distance_within_1_percent_and_halves_the_focal_error():
+    """Same synthetic frame, true extrinsics, focal length started 8 % too long, fit_focal on. A small object seen from
+    afar has a dolly-zoom ambiguity (f and the distance trade off), so the checks are: the image scale f / distance
+    within 1 % of the truth, the focal error at least halved, fx and fy scaled together."""
+    obj = syn.make_object("balloon_dog", particles=600, gaussians=500)
+    W, H = 112, 84
+    K, truth = syn.camera(obj, W, H)
+    image, mask = syn.video_frame(obj, K, truth, W, H, noise=0.005, seed=2)
+    K0 = K.copy()
+    K0[0, 0] *= 1.08
+    K0[1, 1] *= 1.08
+    g = obj.gaussians
+    gaussians = GaussianBatch(torch.as_tensor(g["positions"]), torch.as_tensor(g["colors"]), torch.as_tensor(g["opacities"]),
+                              covariances=torch.as_tensor(covariance(g["rotations"], np.log(g["scales"]))))
+    fit = fit_camera(gaussians, K0, truth, image[None], mask[None], PoseFitConfig(fit_focal=True))
+
+    def distance(w2c: np.ndarray) -> float:
+        return float(np.linalg.norm(-w2c[:3, :3].T @ w2c[:3, 3] - obj.centre))
+
+    rel = abs(fit.K[0, 0] / K[0, 0] - 1.0)
+    scale_err = abs((fit.K[0, 0] / distance(fit.world_to_camera)) / (K[0, 0] / distance(truth)) - 1.0)
+    print(f"focal fit: focal 8.0% -> {100 * rel:.2f}% off, f/distance {100 * scale_err:.2f}% off")
+    assert scale_err < 0.01
+    assert rel < 0.04
+    assert abs(fit.K[1, 1] / fit.K[0, 0] - K[1, 1] / K[0, 0]) < 1e-9
