@@ -31,7 +31,7 @@ USER_ENV = {
 os.environ.update(USER_ENV)
 
 import bpy  # noqa: E402  (must come after the environment is set)
-from helpers import write_fake_python  # noqa: E402  (imports bpy)
+from helpers import set_prefs_python, write_fake_python  # noqa: E402  (imports bpy)
 
 ADDON_ID = "physinteract"
 REPO_MODULE = "user_default"
@@ -100,6 +100,19 @@ def backend(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFac
             pytest.skip("physinteract.commands.simulate is not importable yet (the MPM engineer's simulate command)")
         return sys.executable
     return write_fake_python(tmp_path_factory.mktemp("fake"))
+
+
+@pytest.fixture
+def fake_python(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """An executable wrapper around the fake backend (blender_tests/fake_backend.py), passed explicitly (e.g. --python)."""
+    return write_fake_python(tmp_path_factory.mktemp("fake"))
+
+
+@pytest.fixture
+def fake(fake_python: str, addon: str) -> str:
+    """The fake backend's wrapper, set as the add-on's backend Python (what the operators run)."""
+    set_prefs_python(addon, fake_python)
+    return fake_python
 
 
 @pytest.fixture

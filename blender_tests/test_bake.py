@@ -20,7 +20,7 @@ import bmesh
 import bpy
 import numpy as np
 import pytest
-from helpers import TESTS, add_grip, eval_local, expected_local, set_prefs_python, use_target, write_fake_python
+from helpers import TESTS, add_grip, eval_local, expected_local, set_prefs_python, use_target
 
 from physinteract import contract
 
@@ -92,11 +92,10 @@ def test_bake_plays_cache_positions_at_each_frame(empty_scene: bpy.types.Scene, 
         np.testing.assert_allclose(contract.read_frame(cache, 1)["Blob.positions"], first_before, atol=1e-6)
 
 
-def test_fake_bake_moves_mesh_by_trajectory_displacement_with_scale(empty_scene: bpy.types.Scene, addon: str,
+def test_fake_bake_moves_mesh_by_trajectory_displacement_with_scale(empty_scene: bpy.types.Scene, addon: str, fake: str,
                                                                     tmp_path_factory: pytest.TempPathFactory) -> None:
     """Known answer (fake backend, rigid translation): with 2 m per unit, the baked mesh moves by
     exactly the Empty's displacement in Blender units; the job holds it in metres (x2)."""
-    set_prefs_python(addon, write_fake_python(tmp_path_factory.mktemp("fake2")))
     tmp = tmp_path_factory.mktemp("scaled")
     scene = empty_scene
     obj, empty = build_scene(scene, tmp, addon, scale=2.0)

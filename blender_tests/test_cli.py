@@ -8,24 +8,16 @@ import sys
 from pathlib import Path
 
 import bpy
+import fake_backend
 import numpy as np
 import pytest
-from helpers import TESTS, write_fake_python
 from test_bake import build_scene
 from test_init_from_video import add_clip
 
 from physinteract import contract
 
-sys.path.insert(0, str(TESTS))
-import fake_backend  # noqa: E402
 
-
-@pytest.fixture
-def fake(tmp_path_factory: pytest.TempPathFactory) -> str:
-    return write_fake_python(tmp_path_factory.mktemp("fake_cli"))
-
-
-def test_cli_estimate_prints_progress_and_stores_the_known_field(empty_scene: bpy.types.Scene, addon: str, fake: str,
+def test_cli_estimate_prints_progress_and_stores_the_known_field(empty_scene: bpy.types.Scene, addon: str, fake_python: str,
                                                                  tmp_path: Path, capsys: pytest.CaptureFixture,
                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     """'physinteract estimate --iterations 3' exits 0, prints a progress line per running iteration and the median E of the fake's
@@ -35,7 +27,7 @@ def test_cli_estimate_prints_progress_and_stores_the_known_field(empty_scene: bp
     obj, _ = build_scene(empty_scene, tmp_path, addon)
     bpy.context.view_layer.objects.active = obj
     assert bpy.ops.physinteract.fill_preview() == {"FINISHED"}
-    assert cli.run_command(["estimate", "--python", fake, "--iterations", "3", "--mode", "material_only"]) == 0
+    assert cli.run_command(["estimate", "--python", fake_python, "--iterations", "3", "--mode", "material_only"]) == 0
     out = capsys.readouterr().out
     for k in (1, 2):  # the last iteration's event may come with the exit: then the final line reports it
         assert f"physinteract estimate: estimate: iteration {k}/3" in out
@@ -50,7 +42,7 @@ def test_cli_estimate_prints_progress_and_stores_the_known_field(empty_scene: bp
     assert "finished" in out.splitlines()[-1]
 
 
-def test_cli_estimate_failure_exits_1_with_the_backend_message(empty_scene: bpy.types.Scene, addon: str, fake: str,
+def test_cli_estimate_failure_exits_1_with_the_backend_message(empty_scene: bpy.types.Scene, addon: str, fake_python: str,
                                                                tmp_path: Path, capsys: pytest.CaptureFixture,
                                                                monkeypatch: pytest.MonkeyPatch) -> None:
     """A backend failing at iteration 2: exit code 1 and its message on stderr; a bad option: exit 2; no backend
@@ -58,13 +50,13 @@ def test_cli_estimate_failure_exits_1_with_the_backend_message(empty_scene: bpy.
     cli = sys.modules[f"{addon}.cli"]
     build_scene(empty_scene, tmp_path, addon)
     monkeypatch.setenv("PHYSINTERACT_FAKE_FAIL_AT", "2")
-    assert cli.run_command(["estimate", "--python", fake, "--iterations", "4"]) == 1
+    assert cli.run_command(["estimate", "--python", fake_python, "--iterations", "4"]) == 1
     assert "fake estimate failed at iteration 2" in capsys.readouterr().err
     assert cli.run_command(["estimate", "--mode", "guess"]) == 2
     assert cli.run_command(["estimate", "--python", str(tmp_path / "no_python")]) == 1
 
 
-def test_cli_init_keys_the_trajectory_and_failure_exits_1(empty_scene: bpy.types.Scene, addon: str, fake: str,
+def test_cli_init_keys_the_trajectory_and_failure_exits_1(empty_scene: bpy.types.Scene, addon: str, fake_python: str,
                                                           tmp_path: Path, capsys: pytest.CaptureFixture,
                                                           monkeypatch: pytest.MonkeyPatch) -> None:
     """'physinteract init --interaction point_adherent' exits 0, prints the stages and puts the known T0 on the Empty
@@ -73,7 +65,7 @@ def test_cli_init_keys_the_trajectory_and_failure_exits_1(empty_scene: bpy.types
     monkeypatch.setenv("PHYSINTERACT_FAKE_STAGE_DELAY", "0.1")  # each stage lasts a few polls
     obj, empty = build_scene(empty_scene, tmp_path, addon)
     add_clip(empty_scene, tmp_path, addon)
-    assert cli.run_command(["init", "--python", fake, "--interaction", "point_adherent"]) == 0
+    assert cli.run_command(["init", "--python", fake_python, "--interaction", "point_adherent"]) == 0
     out = capsys.readouterr().out
     # The status lines are what each poll saw (a loaded machine may skip a short stage); the last is the result.
     assert out.rstrip().splitlines()[-1].startswith("physinteract init: finished") and "contact particles" in out
@@ -85,7 +77,7 @@ def test_cli_init_keys_the_trajectory_and_failure_exits_1(empty_scene: bpy.types
     np.testing.assert_allclose(last, traj[-1], atol=1e-6)
     assert props.object_settings(obj).interaction_type == "point_adherent"
     monkeypatch.setenv("PHYSINTERACT_FAKE_INIT_FAIL", "pose")
-    assert cli.run_command(["init", "--python", fake]) == 1
+    assert cli.run_command(["init", "--python", fake_python]) == 1
     assert "fake init failed in stage 'pose'" in capsys.readouterr().err
     last_after = [fc.keyframe_points[-1].co.y for fc in sorted(init_session.location_fcurves(empty), key=lambda fc: fc.array_index)]
     assert last_after == last

@@ -8,23 +8,12 @@ import time
 from pathlib import Path
 
 import bpy
+import fake_backend
 import numpy as np
 import pytest
-from helpers import TESTS, set_prefs_python, write_fake_python
 from test_bake import build_scene
 
 from physinteract import contract
-
-sys.path.insert(0, str(TESTS))
-import fake_backend  # noqa: E402
-
-
-@pytest.fixture
-def fake(tmp_path_factory: pytest.TempPathFactory, addon: str) -> str:
-    """The fake backend behind an executable wrapper, set as the add-on's backend Python."""
-    wrapper = write_fake_python(tmp_path_factory.mktemp("fake_estimate"))
-    set_prefs_python(addon, wrapper)
-    return wrapper
 
 
 def _modules(addon: str) -> tuple:

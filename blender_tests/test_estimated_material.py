@@ -8,16 +8,13 @@ import sys
 from pathlib import Path
 
 import bpy
+import fake_backend
 import numpy as np
 import pytest
-from helpers import TESTS, set_prefs_python, write_fake_python
 from test_bake import build_scene
 from test_ui import _draw
 
 from physinteract import contract
-
-sys.path.insert(0, str(TESTS))
-import fake_backend  # noqa: E402
 
 
 def _modules(addon: str) -> tuple:
@@ -42,12 +39,11 @@ def _estimated_scene(scene: bpy.types.Scene, tmp: Path, addon: str, iterations: 
 
 
 def test_bake_after_estimate_passes_the_estimate_folder_and_simulates_its_field(
-        empty_scene: bpy.types.Scene, addon: str, tmp_path_factory: pytest.TempPathFactory, tmp_path: Path) -> None:
+        empty_scene: bpy.types.Scene, addon: str, fake: str, tmp_path: Path) -> None:
     """Known answer: after a fake estimate (E_i = E0 (1 + 3 i/(N-1)), median 2.5 E0), the bake's argument list ends with
     --material <cache>/estimate and the backend simulates with median E 2.5 E0; with 'Use Estimated Material' off the
     argument list has no --material and the backend uses E0; before any estimate there is none either."""
     bake_session, props, _, _ = _modules(addon)
-    set_prefs_python(addon, write_fake_python(tmp_path_factory.mktemp("fake_material")))
     obj, _ = build_scene(empty_scene, tmp_path, addon)
     s = props.scene_settings(empty_scene)
     assert s.use_estimated_material  # on by default
@@ -81,11 +77,10 @@ def props_python(addon: str) -> str:
     return str(bpy.context.preferences.addons[addon].preferences.python_path)
 
 
-def test_bake_refuses_an_estimate_of_another_particle_count(empty_scene: bpy.types.Scene, addon: str,
-                                                           tmp_path_factory: pytest.TempPathFactory, tmp_path: Path) -> None:
+def test_bake_refuses_an_estimate_of_another_particle_count(empty_scene: bpy.types.Scene, addon: str, fake: str,
+                                                           tmp_path: Path) -> None:
     """An estimate of N particles cannot drive a job of M != N: the Bake reports it (naming the way out) and starts nothing."""
     bake_session, props, _, _ = _modules(addon)
-    set_prefs_python(addon, write_fake_python(tmp_path_factory.mktemp("fake_stale")))
     _estimated_scene(empty_scene, tmp_path, addon)
     est = tmp_path / "cache" / "estimate"
     E, nu = contract.read_material(est, len(contract.read_job(tmp_path / "job").E))
@@ -97,32 +92,30 @@ def test_bake_refuses_an_estimate_of_another_particle_count(empty_scene: bpy.typ
 
 
 def test_estimated_field_colour_attributes_are_monotone_in_log_E_and_the_legend_draws(
-        empty_scene: bpy.types.Scene, addon: str, tmp_path_factory: pytest.TempPathFactory, tmp_path: Path) -> None:
+        empty_scene: bpy.types.Scene, addon: str, fake: str, tmp_path: Path) -> None:
     """The E_color attribute (point domain, one colour per particle) puts log10 E on a ramp whose luminance rises with E:
     sorting by E sorts the colours' luminance, the softest particle has the ramp's first colour and the stiffest its last;
     the Material panel draws the legend (min, median, max E with their colours, which are the ramp's at those E)."""
     bake_session, props, c2s, fd = _modules(addon)
-    set_prefs_python(addon, write_fake_python(tmp_path_factory.mktemp("fake_colour")))
     _estimated_scene(empty_scene, tmp_path, addon)
     job = contract.read_job(tmp_path / "job")
     E, _ = fake_backend.known_field(job.E, 4, 4)
     s = props.scene_settings(empty_scene)
-    for name in ("Blob Fill Preview",):
-        mesh = bpy.data.objects[name].data
-        attr = mesh.attributes[c2s.E_COLOR_ATTRIBUTE]
-        assert (attr.domain, attr.data_type) == ("POINT", "FLOAT_COLOR") and len(attr.data) == len(E)
-        assert mesh.color_attributes.active_color.name == c2s.E_COLOR_ATTRIBUTE
-        rgba = np.empty(len(E) * 4, np.float32)
-        attr.data.foreach_get("color", rgba)
-        rgba = rgba.reshape(-1, 4)
-        luminance = rgba[:, :3] @ np.array([0.2126, 0.7152, 0.0722])
-        order = np.argsort(E, kind="stable")
-        assert np.all(np.diff(luminance[order]) >= -1e-6)
-        assert luminance[order[-1]] - luminance[order[0]] > 0.5  # the field spans the ramp
-        np.testing.assert_allclose(rgba[order[0], :3], fd.RAMP_LINEAR[0], atol=1e-5)
-        np.testing.assert_allclose(rgba[order[-1], :3], fd.RAMP_LINEAR[-1], atol=1e-5)
-        nu_attr = mesh.attributes[c2s.NU_COLOR_ATTRIBUTE]
-        assert (nu_attr.domain, len(nu_attr.data)) == ("POINT", len(E))
+    mesh = bpy.data.objects["Blob Fill Preview"].data
+    attr = mesh.attributes[c2s.E_COLOR_ATTRIBUTE]
+    assert (attr.domain, attr.data_type) == ("POINT", "FLOAT_COLOR") and len(attr.data) == len(E)
+    assert mesh.color_attributes.active_color.name == c2s.E_COLOR_ATTRIBUTE
+    rgba = np.empty(len(E) * 4, np.float32)
+    attr.data.foreach_get("color", rgba)
+    rgba = rgba.reshape(-1, 4)
+    luminance = rgba[:, :3] @ np.array([0.2126, 0.7152, 0.0722])
+    order = np.argsort(E, kind="stable")
+    assert np.all(np.diff(luminance[order]) >= -1e-6)
+    assert luminance[order[-1]] - luminance[order[0]] > 0.5  # the field spans the ramp
+    np.testing.assert_allclose(rgba[order[0], :3], fd.RAMP_LINEAR[0], atol=1e-5)
+    np.testing.assert_allclose(rgba[order[-1], :3], fd.RAMP_LINEAR[-1], atol=1e-5)
+    nu_attr = mesh.attributes[c2s.NU_COLOR_ATTRIBUTE]
+    assert (nu_attr.domain, len(nu_attr.data)) == ("POINT", len(E))
     assert (s.estimate_E_min, s.estimate_E_max) == (pytest.approx(E.min(), rel=1e-6), pytest.approx(E.max(), rel=1e-6))
     np.testing.assert_allclose(s.legend_color_min, fd.RAMP_LINEAR[0], atol=1e-6)
     np.testing.assert_allclose(s.legend_color_max, fd.RAMP_LINEAR[-1], atol=1e-6)
@@ -138,14 +131,13 @@ def _frames(cache: Path, name: str) -> np.ndarray:
 
 
 def test_real_bake_with_the_estimated_field_differs_from_the_initial_material(
-        empty_scene: bpy.types.Scene, addon: str, tmp_path_factory: pytest.TempPathFactory, tmp_path: Path) -> None:
+        empty_scene: bpy.types.Scene, addon: str, fake: str, tmp_path: Path) -> None:
     """Real 'physinteract simulate': a stiffer field (the fake estimate's E0 (1 + 3 i/(N-1)), up to 4x E0) changes the baked
     motion; the control, a second bake with the initial material, reproduces the first exactly (so the difference is the
     material's, not noise)."""
     if not _has_real_simulate():
         pytest.skip("physinteract.commands.simulate is not importable")
     bake_session, props, _, _ = _modules(addon)
-    set_prefs_python(addon, write_fake_python(tmp_path_factory.mktemp("fake_for_real")))
     _estimated_scene(empty_scene, tmp_path, addon)
     cache = tmp_path / "cache"
     s = props.scene_settings(empty_scene)

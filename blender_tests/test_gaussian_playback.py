@@ -7,15 +7,13 @@ import sys
 from pathlib import Path
 
 import bpy
+import fake_backend
 import numpy as np
 import pytest
-from helpers import TESTS, expected_local, set_prefs_python, write_fake_python
+from helpers import expected_local
 from test_gaussian_job import _covariances, _gaussian_scene
 
 from physinteract import contract
-
-sys.path.insert(0, str(TESTS))
-import fake_backend  # noqa: E402
 
 
 def _attributes(obj: bpy.types.Object) -> tuple[np.ndarray, np.ndarray]:
@@ -62,15 +60,14 @@ def _check_frame(scene: bpy.types.Scene, obj: bpy.types.Object, cache: Path, fra
     np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4 * float(np.abs(want).max()))
 
 
-def test_gaussians_play_positions_rotations_and_scales_of_every_frame(empty_scene: bpy.types.Scene, addon: str,
-                                                                      tmp_path_factory: pytest.TempPathFactory,
-                                                                      tmp_path: Path) -> None:
+def test_gaussians_play_positions_rotations_and_scales_of_every_frame(empty_scene: bpy.types.Scene, addon: str, fake: str,
+                                                                      tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Known answer (fake bake: each Gaussian turns 0.1 rad/frame about world z and grows 5%/frame): at frame N the
     displayed centres are the cache's frame-N positions and the object's rot/scale attributes, mapped to world with the
     object's matrix, give the cache's frame-N covariances, on a rotated, scaled object; the same after saving and
-    reopening the .blend (relative cache path); the job still sees the rest Gaussians; Free Bake restores them."""
+    reopening the .blend (relative cache path); a frame change reads no cache manifest; the job still sees the rest
+    Gaussians; Free Bake restores them."""
     props, s2j, gp = (sys.modules[f"{addon}.{m}"] for m in ("properties", "scene_to_job", "gaussian_playback"))
-    set_prefs_python(addon, write_fake_python(tmp_path_factory.mktemp("fake_gauss")))
     blend = tmp_path / "scene.blend"
     bpy.ops.wm.save_as_mainfile(filepath=str(blend))  # saved first: the cache path is stored '//'-relative
     obj, _ = _gaussian_scene(empty_scene, tmp_path, addon)
@@ -84,6 +81,14 @@ def test_gaussians_play_positions_rotations_and_scales_of_every_frame(empty_scen
     assert o.gaussian_cache.startswith("//") and o.gaussian_point_set == point_set
     for frame in (4, 2, 1, 3):
         _check_frame(empty_scene, obj, cache, frame, point_set)
+    # the frame handler reads only each frame's arrays: no manifest read per frame change
+    manifest_reads: list[Path] = []
+    read_manifest = contract.read_cache_manifest
+    monkeypatch.setattr(contract, "read_cache_manifest", lambda folder: manifest_reads.append(folder) or read_manifest(folder))
+    for frame in (1, 2, 3, 4):
+        empty_scene.frame_set(frame)
+    monkeypatch.undo()
+    assert manifest_reads == []
     # the fake's answer, independently: frame 4 is 3 frames after rest
     want_rot, want_s = fake_backend.gaussian_frame(job_before.point_sets[0].rest_rotations, job_before.point_sets[0].rest_scales, 3)
     empty_scene.frame_set(4)

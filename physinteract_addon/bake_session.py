@@ -110,11 +110,24 @@ class BackendSession:
             raise RuntimeError(f"scene '{self.scene_name}' is gone")
         return scene
 
-    def start(self) -> None:
-        scene = self.scene
-        settings = scene_settings(scene)
+    def _settings_if_idle(self) -> PhysInteractSceneSettings:
+        """The scene's settings; RuntimeError when a run already goes on in the scene."""
+        settings = scene_settings(self.scene)
         if settings.is_running:
             raise RuntimeError("A PhysInteract job is already running in this scene (Cancel it first)")
+        return settings
+
+    def _mark_started(self, settings: PhysInteractSceneSettings) -> None:
+        """The process has started: set the scene's running flags and reset its progress."""
+        settings.is_running = True
+        settings.cancel_requested = False
+        settings.progress = 0.0
+        settings.max_tick_ms = 0.0
+        settings.status = f"{self.command}: started"
+
+    def start(self) -> None:
+        scene = self.scene
+        settings = self._settings_if_idle()
         job, info = scene_to_job.write_scene_job(scene)
         self.cache_dir = self.result_dir(info)
         if self.command == "simulate":
@@ -131,11 +144,7 @@ class BackendSession:
         self.process.start()
         self.info = info
         self.num_particles = len(job.particles)
-        settings.is_running = True
-        settings.cancel_requested = False
-        settings.progress = 0.0
-        settings.max_tick_ms = 0.0
-        settings.status = f"{self.command}: started"
+        self._mark_started(settings)
 
     def result_dir(self, info: scene_to_job.JobInfo) -> Path:
         """The folder this run's result goes to: the scene's cache folder."""

@@ -97,12 +97,22 @@ def remove_mesh_cache(obj: bpy.types.Object) -> bool:
     return True
 
 
+def find_point_set(manifest: dict, name: str) -> dict | None:
+    """The manifest's entry of the point set ``name`` (None when it has none)."""
+    return next((dict(p) for p in manifest["point_sets"] if p.get("name") == name), None)
+
+
+def world_to_object(point_set: dict) -> np.ndarray:
+    """[4, 4] a manifest point set's world (m) -> object-local map of its PC2 (identity when absent)."""
+    return np.asarray(point_set.get("world_to_object", np.eye(4).tolist()), np.float64)
+
+
 def _point_set(manifest: dict, name: str) -> dict:
-    for ps in manifest["point_sets"]:
-        if ps.get("name") == name:
-            return dict(ps)
-    raise contract.ContractError(Path(contract.CACHE_MANIFEST), "point_sets", f"a point set named '{name}'",
-                                 str([p.get("name") for p in manifest["point_sets"]]))
+    ps = find_point_set(manifest, name)
+    if ps is None:
+        raise contract.ContractError(Path(contract.CACHE_MANIFEST), "point_sets", f"a point set named '{name}'",
+                                     str([p.get("name") for p in manifest["point_sets"]]))
+    return ps
 
 
 def particles_object(
@@ -119,7 +129,7 @@ def particles_object(
     ps = _point_set(m, PARTICLES)
     pc2 = cache_dir / f"{PARTICLES}.pc2"
     n_points, *_ = pc2_header(pc2)
-    w2o = np.asarray(ps.get("world_to_object", np.eye(4).tolist()), np.float64)
+    w2o = world_to_object(ps)
     frames = contract.completed_frames(cache_dir)
     if frames:
         x = contract.read_frame(cache_dir, frames[0])[f"{PARTICLES}.positions"].astype(np.float64)

@@ -34,16 +34,14 @@ from .properties import object_settings
 ROTATIONS = [f"rot_{i}" for i in range(4)]
 SCALES = [f"scale_{i}" for i in range(3)]
 
+# What a frame change needs besides the frame's arrays, read once per cache version:
+# (cache folder, point set) -> (version stamp, completed frames, [3, 3] world -> object or None: no such set).
+# Cleared when a file loads and when the add-on is unregistered (clear_memo).
+_memo: dict[tuple[str, str], tuple[tuple[int, ...], list[int], np.ndarray | None]] = {}
 
-def _point_set(manifest: dict, name: str) -> dict | None:
-    return next((dict(p) for p in manifest["point_sets"] if p.get("name") == name), None)
 
-
-def _read(mesh: bpy.types.Mesh, name: str) -> np.ndarray:
-    attributes: Any = mesh.attributes
-    a = np.empty(len(mesh.vertices), np.float32)
-    attributes[name].data.foreach_get("value", a)
-    return a
+def clear_memo() -> None:
+    _memo.clear()
 
 
 def _write(mesh: bpy.types.Mesh, name: str, values: np.ndarray) -> None:
@@ -51,12 +49,41 @@ def _write(mesh: bpy.types.Mesh, name: str, values: np.ndarray) -> None:
     attributes[name].data.foreach_set("value", np.ascontiguousarray(values, np.float32))
 
 
+def _version(cache: Path) -> tuple[int, ...] | None:
+    """A stamp that changes whenever the cache's manifest or completed frames change (every contract write is a
+    rename into its folder: a new inode, a new folder mtime); None when the cache is incomplete (nothing memoised)."""
+    try:
+        m, f = (cache / contract.CACHE_MANIFEST).stat(), (cache / contract.FRAMES_DIR).stat()
+    except OSError:
+        return None
+    return m.st_ino, m.st_mtime_ns, m.st_size, f.st_ino, f.st_mtime_ns
+
+
+def _playable(cache: Path, point_set: str) -> tuple[list[int], np.ndarray | None]:
+    """(completed frames, [3, 3] world -> object linear map of ``point_set``, None when the manifest has no such
+    set) of a cache; memoised while the cache's version stamp stays the same, so a frame change reads no manifest."""
+    from .cache_to_scene import find_point_set, world_to_object
+
+    key, version = (str(cache), point_set), _version(cache)
+    hit = _memo.get(key)
+    if hit is not None and version is not None and hit[0] == version:
+        return hit[1], hit[2]
+    frames = contract.completed_frames(cache)
+    A = None
+    if frames:
+        ps = find_point_set(contract.read_cache_manifest(cache), point_set)
+        A = None if ps is None else world_to_object(ps)[:3, :3]
+    if version is not None:
+        _memo[key] = (version, frames, A)
+    return frames, A
+
+
 def attach(obj: bpy.types.Object, cache_dir: str | Path, point_set: str, relative: bool = True) -> bool:
     """Make the Gaussian object ``obj`` play the rotations and scales of ``point_set`` in ``cache_dir``
     from now on (and show the current frame). False when the cache has none for it."""
-    from .cache_to_scene import blend_path
+    from .cache_to_scene import blend_path, find_point_set
 
-    ps = _point_set(contract.read_cache_manifest(cache_dir), point_set)
+    ps = find_point_set(contract.read_cache_manifest(cache_dir), point_set)
     if ps is None or not (ps.get("rotations") and ps.get("scales")):
         return False
     mesh = obj.data
@@ -65,7 +92,7 @@ def attach(obj: bpy.types.Object, cache_dir: str | Path, point_set: str, relativ
     for name in ROTATIONS + SCALES:
         rest = gaussians.REST_PREFIX + name
         if attributes.get(rest) is None:
-            values = _read(mesh, name)
+            values = gaussians.read_float(mesh, name)
             attributes.new(rest, "FLOAT", "POINT")
             _write(mesh, rest, values)
     o = object_settings(obj)
@@ -84,8 +111,8 @@ def detach(obj: bpy.types.Object) -> bool:
     for name in ROTATIONS + SCALES:
         rest = attributes.get(gaussians.REST_PREFIX + name)
         if rest is not None:
-            _write(mesh, name, _read(mesh, rest.name))
-            attributes.remove(attributes[gaussians.REST_PREFIX + name])
+            _write(mesh, name, gaussians.read_float(mesh, rest.name))
+            attributes.remove(rest)
             restored = True
     if restored:
         mesh.update()
@@ -95,16 +122,15 @@ def detach(obj: bpy.types.Object) -> bool:
 
 def show_frame(scene: bpy.types.Scene, obj: bpy.types.Object) -> int | None:
     """Write the cache's rotations and scales of the scene's frame (clamped to the completed frames, as the
-    Mesh Cache modifier holds its ends) into the object's attributes. Returns the frame shown (None: no frames)."""
+    Mesh Cache modifier holds its ends) into the object's attributes. Returns the frame shown (None: no frames).
+
+    The frame handler's body: per call it reads only that frame's arrays (manifest and frame list: _playable)."""
     o = object_settings(obj)
     cache = Path(bpy.path.abspath(o.gaussian_cache))
-    frames = contract.completed_frames(cache)
-    if not frames:
+    frames, A = _playable(cache, o.gaussian_point_set)
+    if not frames or A is None:
         return None
     frame = min(max(int(scene.frame_current), frames[0]), frames[-1])
-    ps = _point_set(contract.read_cache_manifest(cache), o.gaussian_point_set)
-    if ps is None:
-        return None
     data = contract.read_frame(cache, frame)
     rot_w = np.asarray(data[f"{o.gaussian_point_set}.rotations"], np.float64)
     scales_w = np.asarray(data[f"{o.gaussian_point_set}.scales"], np.float64)
@@ -114,7 +140,6 @@ def show_frame(scene: bpy.types.Scene, obj: bpy.types.Object) -> int | None:
         return None
     from physinteract.geometry.deform import deform_gaussians
 
-    A = np.asarray(ps.get("world_to_object", np.eye(4).tolist()), np.float64)[:3, :3]
     rot_o, log_scales_o = deform_gaussians(rot_w, np.log(np.maximum(scales_w, 1e-12)), np.broadcast_to(A, (len(rot_w), 3, 3)))
     for i, name in enumerate(ROTATIONS):
         _write(mesh, name, rot_o[:, i])
@@ -143,6 +168,7 @@ def on_frame_change(scene: bpy.types.Scene, _depsgraph: Any = None) -> None:
 
 @bpy.app.handlers.persistent
 def on_load(_filepath: str = "") -> None:
+    clear_memo()
     for scene in bpy.data.scenes:
         show_scene(scene)
 

@@ -183,7 +183,7 @@ def cloud_from_object(obj: bpy.types.Object) -> Any:
         cols[attr.name] = a.view(np.uint32) if code == "u4" and a.dtype == np.int32 else a.astype(np.dtype(code))
     for attr in mesh.attributes:  # a playing bake overwrote rot_i / scale_i: the rest values are these copies
         if attr.name.startswith(REST_PREFIX) and attr.name[len(REST_PREFIX):] in cols:
-            cols[attr.name[len(REST_PREFIX):]] = _read_float(mesh, attr.name, n)
+            cols[attr.name[len(REST_PREFIX):]] = read_float(mesh, attr.name)
     for name in REQUIRED_ATTRIBUTES:
         if name not in cols:
             raise GaussianObjectError(f"'{obj.name}' has no point attribute '{name}' (a 3DGS property)")
@@ -210,8 +210,9 @@ def cloud_from_object(obj: bpy.types.Object) -> Any:
                          rotations=rotations, normals=normals, extra={c: cols[c] for c in extra_names})
 
 
-def _read_float(mesh: bpy.types.Mesh, name: str, n: int) -> np.ndarray:
-    a = np.empty(n, np.float32)
+def read_float(mesh: bpy.types.Mesh, name: str) -> np.ndarray:
+    """[V] float32 values of the mesh's float point attribute ``name``."""
+    a = np.empty(len(mesh.vertices), np.float32)
     mesh.attributes[name].data.foreach_get("value", a)  # type: ignore[attr-defined]
     return a
 

@@ -34,7 +34,7 @@ from physinteract import contract
 
 from . import backend_process, scene_to_job
 from .bake_session import CANCELLED, FAILED, FINISHED, BackendSession
-from .properties import object_settings, scene_settings
+from .properties import object_settings
 from .properties.object import INTERACTION_ITEMS
 
 INIT_EVENTS = "init_events.jsonl"
@@ -66,9 +66,7 @@ class InitSession(BackendSession):
 
     def start(self) -> None:
         scene = self.scene
-        settings = scene_settings(scene)
-        if settings.is_running:
-            raise RuntimeError("A PhysInteract job is already running in this scene (Cancel it first)")
+        settings = self._settings_if_idle()
         if settings.clip is None:
             raise scene_to_job.SceneError("Choose the video to initialise from (PhysInteract > Video & Camera)")
         job, info = scene_to_job.write_scene_job(scene, initialise=True)
@@ -85,9 +83,7 @@ class InitSession(BackendSession):
         self.process.start()
         self.info, self.cache_dir = info, info.job_dir
         self.num_particles = len(job.particles)
-        settings.is_running, settings.cancel_requested = True, False
-        settings.progress, settings.max_tick_ms = 0.0, 0.0
-        settings.status = "init: started"
+        self._mark_started(settings)
 
     def running_status(self, proc: backend_process.BackendProcess) -> tuple[float, str]:
         ev = proc.latest.get("progress") or proc.latest.get("stage") or proc.latest.get("start") or {}
@@ -102,7 +98,7 @@ class InitSession(BackendSession):
         if proc.cancelled:
             return self._end(CANCELLED, "Initialisation cancelled: the scene is unchanged")
         if code != 0:
-            message = proc.progress.error or f"backend exited with code {code}: {backend_process.last_log_line(proc.log_path)}"
+            message = proc.failure_message(code)  # its error event or its log's last line (a job folder has no cache manifest)
             return self._end(FAILED, message, f"init failed: {message}")
         done = proc.latest.get("done")
         if done is None:

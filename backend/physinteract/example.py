@@ -133,22 +133,16 @@ def mesh_gaussians(vertices: np.ndarray, faces: np.ndarray, spacing: float, colo
     Returns positions [V, 3] m, rotations [V, 4] (w, x, y, z), scales [V, 3] m (std), colors [V, 3],
     opacities [V], all float64.
     """
+    from physinteract.benchmark.scenes import pattern_colors
     from physinteract.geometry import shapes
 
     cloud = shapes.surface_gaussians(vertices, faces, spacing=spacing, seed=seed, thickness=0.2, opacity=0.95)
     x = cloud.means.astype(np.float64)
     lo, hi = vertices.min(0), vertices.max(0)
-    axis = int(np.argmax(hi - lo))
-    size = float(np.max(hi - lo))
-    stripe = (np.floor((x[:, axis] - lo[axis]) / (size / 6.0)) % 2).astype(np.float64)
-    c1, c2 = np.asarray(colors[0], np.float64), np.asarray(colors[1], np.float64)
-    col = (1 - stripe)[:, None] * c1 + stripe[:, None] * c2
-    cell = np.floor((x - lo) / (size / 8.0)).astype(np.int64).sum(1) % 2
-    col = np.clip(col * (0.8 + 0.3 * cell)[:, None], 0.0, 1.0)
+    col = pattern_colors(x, lo, hi, int(np.argmax(hi - lo)), colors, checker=8.0, contrast=0.3)
     rot = cloud.rotations.astype(np.float64)
     rot /= np.linalg.norm(rot, axis=1, keepdims=True)
-    return {"positions": x, "rotations": rot, "scales": np.exp(cloud.log_scales.astype(np.float64)), "colors": col,
-            "opacities": 1.0 / (1.0 + np.exp(-cloud.opacity_logit.astype(np.float64)))}
+    return {"positions": x, "rotations": rot, "scales": cloud.scales, "colors": col, "opacities": cloud.opacity}
 
 
 @dataclass

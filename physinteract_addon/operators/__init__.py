@@ -26,4 +26,5 @@ def unregister() -> None:
     for handlers, fn in HANDLERS:
         if fn in handlers:
             handlers.remove(fn)
+    gaussian_playback.clear_memo()
     _unregister_classes()

@@ -115,12 +115,11 @@ def test_full_size_scenes_need_at_most_120_cfl_substeps_per_frame_at_the_estimat
     for name, make in S.SCENES.items():
         spec = make()
         lo, hi = np.asarray(spec.lo), np.asarray(spec.hi)
-        target = int(spec.particles * cfg.scale)
-        h = (S.solid_volume(spec.sdf, lo, hi) / target) ** (1 / 3)
+        h, res = S.estimator_discretisation(spec, cfg)
         est = S.fill_sdf(spec.sdf, lo, hi, h, np.full(3, 0.5))
         X = est.positions
+        target = spec.particles * cfg.scale
         assert 0.7 * target <= len(X) <= 1.3 * target, name
-        res = int(round(spec.grid_resolution * cfg.scale ** (1 / 3)))
         model = make_model(X, est.volume, spec.density, spec.E(X), spec.nu, S._solver_config(spec, res))
         duration = cfg.frames / cfg.fps
         control = S._control(spec, np.flatnonzero(spec.contact(X)), X, np.asarray(spec.times_frac) * duration, spec.path)

@@ -216,3 +216,16 @@ def test_gaussian_colors_and_opacities_round_trip_and_are_range_checked(tmp_path
     job.point_sets[0].opacities = np.zeros(v)
     with pytest.raises(ContractError, match=r"point_sets\[0\]\.opacities"):
         contract.write_job(job, tmp_path / "c")
+
+
+def test_scaled_intrinsics_project_a_point_to_the_same_place_in_a_resampled_image():
+    """A point's pixel in a W x H image, mapped to a W/2 x H/3 image by the ratio of sizes (pixel edges fixed),
+    is where the scaled intrinsics project it."""
+    from physinteract.contract import project, scale_intrinsics
+
+    K = np.array([[500.0, 0.0, 321.0], [0.0, 480.0, 239.0], [0.0, 0.0, 1.0]])
+    w2c = np.eye(4)
+    pts = np.array([[0.1, -0.05, 2.0], [-0.3, 0.2, 3.5]])
+    uv, _ = project(K, w2c, pts)
+    uv2, _ = project(scale_intrinsics(K, (640, 480), (320, 160)), w2c, pts)
+    np.testing.assert_allclose(uv2, uv * np.array([320 / 640, 160 / 480]), rtol=1e-12)

@@ -213,3 +213,49 @@ def test_particles_without_gaussians_take_their_colour_from_the_rest_frame():
     binding = binding_from_job(job, obs)
     assert len(binding) == int((job.labels == 0).sum())
     np.testing.assert_allclose(binding.colors.numpy(), np.tile([0.2, 0.6, 0.9], (len(binding), 1)), atol=1e-6)
+
+
+def test_particles_take_their_colour_from_a_half_size_rest_frame_at_the_right_pixels():
+    """Frames downscaled 2x from the camera's size (as `init --max-size` makes them): a particle's colour is read
+    where it projects with the intrinsics scaled to the frame (left half of the image red, right half blue)."""
+    from physinteract import contract
+    from physinteract.estimate.scene import Observation, binding_from_job
+    from tests.conftest import make_job
+
+    job = make_job(n=200)
+    W, H = job.camera.width // 2, job.camera.height // 2
+    frames = torch.zeros((job.num_frames, H, W, 3))
+    frames[0, :, : W // 2] = torch.tensor([1.0, 0.0, 0.0])
+    frames[0, :, W // 2:] = torch.tensor([0.0, 0.0, 1.0])
+    binding = binding_from_job(job, Observation(frames, None, torch.zeros(3)))
+    pts = job.particles[job.labels == contract.SURFACE]
+    uv, _ = contract.project(job.camera.K, job.camera.world_to_camera[0], pts)  # full-size pixels
+    left = uv[:, 0] < job.camera.width / 2 - 1.0
+    right = uv[:, 0] > job.camera.width / 2 + 1.0
+    assert left.any() and right.any()
+    colors = binding.colors.numpy()
+    np.testing.assert_allclose(colors[left], np.tile([1.0, 0.0, 0.0], (int(left.sum()), 1)), atol=1e-6)
+    np.testing.assert_allclose(colors[right], np.tile([0.0, 0.0, 1.0], (int(right.sum()), 1)), atol=1e-6)
+
+
+def test_split_scan_makes_the_stiffer_half_of_a_two_region_beam_stiffer(tmp_path):
+    """Beam whose grasped half is 3x stiffer than its free half (fine-simulated video, true trajectory), started
+    uniform at the two halves' geometric mean: the joint two-halves search makes the grasped half the stiffer one
+    and lowers the image loss, and its reported loss is that of the field it leaves."""
+    from physinteract import contract
+    from physinteract.estimate.optimize import EstimateConfig, Estimator
+    from tests.estimate import tiny_scene
+
+    folder = tmp_path / "job"
+    truth = tiny_scene.build(folder, E_true=1.2e4, ratio=3.0, frames=8)
+    job = contract.read_job(folder)
+    job.trajectory = truth["trajectory"]
+    job.E = np.full(len(job.E), 1.2e4 * np.sqrt(3.0))
+    est = Estimator(job, EstimateConfig(mode="material_only", region_gain=0.02), folder)
+    start = est.forward_loss()
+    a, b, left = est.split_scan(start)
+    E = np.exp(est.field.log_E().detach().numpy())
+    grasped = job.particles[:, 0] > tiny_scene.CENTER[0]
+    assert left < 0.98 * start
+    assert left == pytest.approx(est.forward_loss(), rel=1e-6)
+    assert np.median(E[grasped]) > 1.5 * np.median(E[~grasped]), (a, b)

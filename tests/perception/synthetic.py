@@ -4,6 +4,7 @@ Gaussians, a known camera, and images rendered by the project's Gaussian rasteri
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -47,24 +48,36 @@ def camera(obj: SyntheticObject, width: int, height: int, view: tuple[float, flo
     return S.look_at_camera(obj.gaussians["positions"], v, width, height)
 
 
+def gaussian_batch(obj: SyntheticObject, colors: np.ndarray | None = None, means: np.ndarray | None = None,
+                   dtype: Any = None) -> Any:
+    """The object's Gaussians as a render.GaussianBatch (float64 unless ``dtype``); ``colors`` [V, 3] replaces their
+    colours (e.g. an indicator of a region), ``means`` [V, 3] moves them."""
+    import torch
+
+    from physinteract.geometry.deform import covariance
+    from physinteract.render import GaussianBatch
+
+    g = obj.gaussians
+    d = dtype or torch.float64
+    cov = covariance(g["rotations"], np.log(g["scales"]))
+    return GaussianBatch(means=torch.as_tensor(g["positions"] if means is None else means, dtype=d),
+                         colors=torch.as_tensor(g["colors"] if colors is None else colors, dtype=d),
+                         opacities=torch.as_tensor(g["opacities"], dtype=d), covariances=torch.as_tensor(cov, dtype=d))
+
+
 def render_view(obj: SyntheticObject, K: np.ndarray, w2c: np.ndarray, width: int, height: int,
                 colors: np.ndarray | None = None, means: np.ndarray | None = None,
                 background: tuple[float, float, float] = S.BACKGROUND) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """One view of the object's Gaussians (float64 renderer, no noise): rgb [H, W, 3] in [0, 1], alpha [H, W], depth [H, W] m.
-    ``colors`` [V, 3] replaces the Gaussians' colours (e.g. an indicator of a region); ``means`` [V, 3] moves them."""
+    ``colors`` and ``means`` as in :func:`gaussian_batch`."""
     import torch
 
-    from physinteract.geometry.deform import covariance
-    from physinteract.render import Camera, GaussianBatch, render
+    from physinteract.render import Camera, render
 
-    g = obj.gaussians
     d = torch.float64
-    cov = covariance(g["rotations"], np.log(g["scales"]))
-    batch = GaussianBatch(means=torch.as_tensor(g["positions"] if means is None else means, dtype=d),
-                          colors=torch.as_tensor(g["colors"] if colors is None else colors, dtype=d),
-                          opacities=torch.as_tensor(g["opacities"], dtype=d), covariances=torch.as_tensor(cov, dtype=d))
     with torch.no_grad():
-        out = render(batch, Camera.from_numpy(K, w2c, width, height, dtype=d), background=torch.tensor(background, dtype=d))
+        out = render(gaussian_batch(obj, colors, means), Camera.from_numpy(K, w2c, width, height, dtype=d),
+                     background=torch.tensor(background, dtype=d))
     return out.rgb.numpy(), out.alpha.numpy(), out.depth.numpy()
 
 

@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import numpy as np
-import torch
 
-from physinteract.geometry.deform import covariance
 from physinteract.perception.pose import PoseFitConfig, fit_camera
-from physinteract.render import GaussianBatch
 from tests.perception import synthetic as syn
 
 
@@ -21,9 +18,7 @@ def test_pose_fit_recovers_camera_within_2_degrees_and_2_percent_from_10_degrees
     start = syn.orbit(truth, obj.centre, np.array([0.4, 0.3, 1.0]), 10.0)
     start[:3, 3] += np.array([0.01, -0.008, 0.015])
     rot0, dist0 = syn.camera_errors(start, truth, obj.centre)
-    g = obj.gaussians
-    gaussians = GaussianBatch(torch.as_tensor(g["positions"]), torch.as_tensor(g["colors"]), torch.as_tensor(g["opacities"]),
-                              covariances=torch.as_tensor(covariance(g["rotations"], np.log(g["scales"]))))
+    gaussians = syn.gaussian_batch(obj)
     fit = fit_camera(gaussians, K, start, image[None], mask[None], PoseFitConfig())
     rot, dist = syn.camera_errors(fit.world_to_camera, truth, obj.centre)
     print(f"pose fit: start {rot0:.2f} deg / {100 * dist0:.1f}% -> {rot:.3f} deg / {100 * dist:.2f}% of the distance, "
@@ -45,9 +40,7 @@ def test_pose_fit_with_focal_keeps_focal_over_distance_within_1_percent_and_halv
     K0 = K.copy()
     K0[0, 0] *= 1.08
     K0[1, 1] *= 1.08
-    g = obj.gaussians
-    gaussians = GaussianBatch(torch.as_tensor(g["positions"]), torch.as_tensor(g["colors"]), torch.as_tensor(g["opacities"]),
-                              covariances=torch.as_tensor(covariance(g["rotations"], np.log(g["scales"]))))
+    gaussians = syn.gaussian_batch(obj)
     fit = fit_camera(gaussians, K0, truth, image[None], mask[None], PoseFitConfig(fit_focal=True))
 
     def distance(w2c: np.ndarray) -> float:

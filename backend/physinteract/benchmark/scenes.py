@@ -430,14 +430,23 @@ def surface_gaussians(spec: SceneSpec, count: int, seed: int) -> dict[str, np.nd
     rot = quaternion_from_matrix(np.stack([t1, t2, n], axis=2))
     v = len(pts)
     scales = np.tile([0.75 * s, 0.75 * s, 0.15 * s], (v, 1))
-    ax = spec.stripe_axis
-    extent = max(hi[ax] - lo[ax], 1e-6)
-    stripe = (np.floor((pts[:, ax] - lo[ax]) / (extent / 6.0)) % 2).astype(np.float64)
-    c1, c2 = np.asarray(spec.colors[0]), np.asarray(spec.colors[1])
-    colors = (1 - stripe)[:, None] * c1 + stripe[:, None] * c2
-    cell = np.floor((pts - lo) / (size / 4.0)).astype(np.int64).sum(1) % 2
-    colors = np.clip(colors * (0.8 + 0.35 * cell)[:, None], 0.0, 1.0)
+    colors = pattern_colors(pts, lo, hi, spec.stripe_axis, spec.colors)
     return {"positions": pts, "rotations": rot, "scales": scales, "colors": colors, "opacities": np.full(v, 0.95)}
+
+
+def pattern_colors(x: np.ndarray, lo: np.ndarray, hi: np.ndarray, axis: int, colors: tuple[Any, Any],
+                   checker: float = 4.0, contrast: float = 0.35) -> np.ndarray:
+    """Linear-RGB colours [P] x 3 of rest points x [P, 3] (m) in the object's box lo..hi: six stripes
+    across ``axis`` in the two ``colors``, brightened by ``contrast`` on a 3D checker of cells
+    size / ``checker`` (size = the box's longest side), so motion inside the silhouette shows."""
+    lo, hi = np.asarray(lo, np.float64), np.asarray(hi, np.float64)
+    extent = max(float(hi[axis] - lo[axis]), 1e-6)
+    size = float(np.max(hi - lo))
+    stripe = (np.floor((x[:, axis] - lo[axis]) / (extent / 6.0)) % 2).astype(np.float64)
+    c1, c2 = np.asarray(colors[0], np.float64), np.asarray(colors[1], np.float64)
+    col = (1 - stripe)[:, None] * c1 + stripe[:, None] * c2
+    cell = np.floor((x - lo) / (size / checker)).astype(np.int64).sum(1) % 2
+    return np.clip(col * (0.8 + contrast * cell)[:, None], 0.0, 1.0)
 
 
 def scene_domain(spec: SceneSpec, resolution: int) -> tuple[tuple[float, ...], tuple[float, ...]]:
@@ -573,6 +582,14 @@ def scene_names() -> list[str]:
     return list(SCENES)
 
 
+def estimator_discretisation(spec: SceneSpec, cfg: BuildConfig) -> tuple[float, int]:
+    """The estimator's particle spacing (m, a cubic lattice holding about ``spec.particles x cfg.scale``
+    particles) and grid resolution (cells along the domain's longest side) for ``spec`` built with ``cfg``."""
+    target = max(150, int(spec.particles * cfg.scale))
+    spacing = (solid_volume(spec.sdf, np.asarray(spec.lo), np.asarray(spec.hi)) / target) ** (1.0 / 3.0)
+    return spacing, max(12, int(round(spec.grid_resolution * cfg.scale ** (1.0 / 3.0))))
+
+
 def build_scene(name: str, folder: str | Path, config: BuildConfig | None = None, log: Callable[[str], None] | None = None) -> BuiltScene:
     """Simulate, render and write scene ``name`` into ``folder`` (a contract job folder plus gt.npz and scene.json)."""
     from physinteract.mpm.model import make_model
@@ -590,11 +607,9 @@ def build_scene(name: str, folder: str | Path, config: BuildConfig | None = None
     lo, hi = np.asarray(spec.lo), np.asarray(spec.hi)
 
     # particles: estimator lattice, and an independent finer GT lattice
-    target = max(150, int(spec.particles * cfg.scale))
-    spacing = (solid_volume(spec.sdf, lo, hi) / target) ** (1.0 / 3.0)
+    spacing, res_est = estimator_discretisation(spec, cfg)
     est = fill_sdf(spec.sdf, lo, hi, spacing, rng.random(3))
     gt = fill_sdf(spec.sdf, lo, hi, spacing / cfg.gt_factor, rng.random(3))
-    res_est = max(12, int(round(spec.grid_resolution * cfg.scale ** (1.0 / 3.0))))
     res_gt = int(round(res_est * cfg.gt_factor))
     E_est, E_gt = spec.E(est.positions), spec.E(gt.positions)
     contact_est, contact_gt = np.flatnonzero(spec.contact(est.positions)), np.flatnonzero(spec.contact(gt.positions))

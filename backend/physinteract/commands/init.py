@@ -31,6 +31,8 @@ def _floats(n: int, name: str):
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    from physinteract.contract import INTERACTION_TYPES
+
     p.add_argument("job", type=Path, metavar="JOB_DIR", help="a job folder (job.json) with particles, a camera and Gaussians")
     p.add_argument("--video", type=Path, default=None, help="a video file or a folder of frames (default: the job's video.frames)")
     p.add_argument("--start", type=int, default=0, help="first source frame (from 0)")
@@ -40,7 +42,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--vlm", default=None, metavar="MODEL", help="vision-language model folder or hub id")
     p.add_argument("--sam2", default=None, metavar="MODEL", help="SAM 2 checkpoint folder, .pt or hub id")
     p.add_argument("--sam2-image-size", type=int, default=None, metavar="PX", help=argparse.SUPPRESS)
-    p.add_argument("--interaction", choices=("point_adherent", "point_non_adherent", "surface_non_adherent"), default=None,
+    p.add_argument("--interaction", choices=INTERACTION_TYPES, default=None,
                    help="the interaction type to use when the VLM is missing or unsure")
     g = p.add_mutually_exclusive_group()
     g.add_argument("--contact-box", type=_floats(4, "--contact-box"), default=None, metavar="X0,Y0,X1,Y1",

@@ -36,6 +36,8 @@ from physinteract.contract.camera import (
     blender_matrix_from_world_to_camera,
     intrinsics_from_blender,
     project,
+    scale_intrinsics,
+    unproject,
     world_to_camera_from_blender,
 )
 from physinteract.contract.errors import ContractError

@@ -60,9 +60,29 @@ def intrinsics_from_blender(
     return np.array([[fx, 0.0, cx], [0.0, fy, cy], [0.0, 0.0, 1.0]])
 
 
+def scale_intrinsics(K: np.ndarray, size: tuple[int, int], to_size: tuple[int, int]) -> np.ndarray:
+    """K [3, 3] of a ``size`` (width, height) px image, for the same camera's image resampled to
+    ``to_size``: fx, cx scale with the width and fy, cy with the height (pixel edges stay put)."""
+    K2 = np.array(K, np.float64)
+    K2[0] *= to_size[0] / size[0]
+    K2[1] *= to_size[1] / size[1]
+    return K2
+
+
 def project(K: np.ndarray, world_to_camera: np.ndarray, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Project world points [N, 3] -> (pixels [N, 2], depth z [N]) with OpenCV axes."""
     p = np.asarray(points, np.float64) @ world_to_camera[:3, :3].T + world_to_camera[:3, 3]
     z = p[:, 2]
     uv = (p[:, :2] / z[:, None]) @ K[:2, :2].T + K[:2, 2]
     return uv, z
+
+
+def unproject(uv: np.ndarray, z: np.ndarray, K: np.ndarray, world_to_camera: np.ndarray) -> np.ndarray:
+    """World points [..., 3] (m) of pixels ``uv`` [..., 2] (contract convention, centres at +0.5) at camera depth
+    ``z`` [...] (m): the inverse of ``project``. ``world_to_camera`` is [4, 4] or one per point [..., 4, 4]."""
+    uv = np.asarray(uv, np.float64)
+    rays = np.concatenate([uv, np.ones_like(uv[..., :1])], axis=-1) @ np.linalg.inv(np.asarray(K, np.float64)).T  # z = 1
+    cam = np.asarray(z, np.float64)[..., None] * rays  # camera frame
+    w2c = np.asarray(world_to_camera, np.float64)
+    R, t = w2c[..., :3, :3], w2c[..., :3, 3]
+    return np.einsum("...ji,...j->...i", R, cam - t)  # R^T (x - t)

@@ -60,8 +60,8 @@ class EstimateConfig:
         trajectory_warmup: "joint" only: the first fraction of the iterations moves the trajectory
             alone, with E held at the scan's value; then a fine forward scan of the uniform E
             factor (+-``refine_decades``) re-centres E on the corrected trajectory, and the region
-            scan runs, before both move. An error of T0 (a lag, a drift) otherwise pulls E away while the trajectory is
-            still wrong, and E does not come back within tens of iterations.
+            scan runs, before both move. An error of T0 (a lag, a drift) otherwise pulls E away
+            while the trajectory is still wrong, and E does not come back within tens of iterations.
         refine_decades: half-width of the fine scans (after the coarse scan, and after the warm-up).
         final_lr_ratio: the cosine schedule ends at this fraction of each learning rate.
         weight_decay: AdamW's decoupled weight decay.
@@ -313,9 +313,10 @@ class Estimator:
         self._set_factor(z0, d)
         return d
 
-    def _set_factor(self, z0: torch.Tensor, d: float) -> None:
+    def _set_factor(self, z0: torch.Tensor, d: float | torch.Tensor) -> None:
+        """Set the field's control values to ``z0`` times 10^d (d a number or one value per control point)."""
         with torch.no_grad():
-            self.field.z.copy_(z0 + d * math.log(10.0))
+            self.field.z.copy_(z0 + math.log(10.0) * d)
             self.field.clamp_()
 
     def _factor_search(self, z0: torch.Tensor, centre: float, half: float, step: float, samples: dict[float, float],
@@ -351,36 +352,35 @@ class Estimator:
             return best + float(np.clip(0.5 * step * (l0 - l2) / den, -0.5 * step, 0.5 * step))
         return best
 
-    def split_scan(self, emit: Callable[..., None] | None = None) -> tuple[float, float]:
-        """Forward-only search of a two-halves contrast (see ``EstimateConfig.split_step``); returns the
-        log10 factors (a, b) kept for the two halves, (0, 0) when none lowers the loss by ``region_gain``."""
+    def split_scan(self, current: float, emit: Callable[..., None] | None = None) -> tuple[float, float, float]:
+        """Forward-only search of a two-halves contrast (see ``EstimateConfig.split_step``) from the
+        current field, whose image loss is ``current``. Returns the log10 factors (a, b) kept for the
+        two halves ((0, 0) when none lowers the loss by ``region_gain``) and the loss of the field left."""
         cfg = self.config
         s = cfg.split_step
         if s <= 0 or self.field.num_controls < 2 or cfg.mode == "trajectory_only":
-            return 0.0, 0.0
+            return 0.0, 0.0, current
         half = torch.as_tensor(_kmeans(self.job.particles[self.field.control], 2) == 1)
         z0 = self.field.z.detach().clone()
-        current = self.forward_loss()
+
+        def factors(a: float, b: float) -> torch.Tensor:
+            return torch.where(half, b, a).to(z0.dtype)
+
         best = (0.0, 0.0, current)
         for a in (-s, 0.0, s):
             for b in (-s, 0.0, s):
                 if a == b:  # a uniform change: the scans' job
                     continue
-                with torch.no_grad():
-                    self.field.z.copy_(z0 + math.log(10.0) * torch.where(half, b, a).to(z0.dtype))
-                    self.field.clamp_()
+                self._set_factor(z0, factors(a, b))
                 trial = self.forward_loss()
                 if emit is not None:
                     emit("split_scan", log10_factors=[a, b], loss=trial, best=best[2])
                 if trial < best[2]:
                     best = (a, b, trial)
-        a, b, value = best
-        if value >= current * (1.0 - cfg.region_gain):
-            a, b = 0.0, 0.0
-        with torch.no_grad():
-            self.field.z.copy_(z0 + math.log(10.0) * torch.where(half, b, a).to(z0.dtype))
-            self.field.clamp_()
-        return a, b
+        if best[2] >= current * (1.0 - cfg.region_gain):
+            best = (0.0, 0.0, current)
+        self._set_factor(z0, factors(best[0], best[1]))
+        return best
 
     def region_scan(self, emit: Callable[..., None] | None = None) -> list[float]:
         """Forward-only coordinate search over coarse regions, after the uniform scan.
@@ -395,10 +395,9 @@ class Estimator:
         R = min(cfg.scan_regions, self.field.num_controls)
         if R < 2 or cfg.region_passes < 1 or cfg.mode == "trajectory_only":
             return []
-        self.split_scan(emit)
+        _, _, current = self.split_scan(self.forward_loss(), emit)
         labels = _kmeans(self.job.particles[self.field.control], R)
         factors = [0.0] * R
-        current = self.forward_loss()
         step = cfg.region_step * math.log(10.0)
         for _ in range(cfg.region_passes):
             changed = False

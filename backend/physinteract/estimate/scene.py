@@ -157,10 +157,11 @@ def binding_from_job(job: contract.Job, observation: Observation | None = None, 
     cov = np.tile(np.eye(3) * sigma**2, (len(pts), 1, 1))
     colors = np.full((len(pts), 3), 0.7)
     if observation is not None and job.camera is not None:
+        W, H = observation.size  # the frames may be resampled from the camera's own size
+        K = contract.scale_intrinsics(job.camera.K, (job.camera.width, job.camera.height), (W, H))
         with np.errstate(invalid="ignore", divide="ignore"):  # points at z = 0 are not visible anyway
-            uv, z = contract.project(job.camera.K, job.camera.world_to_camera[0], pts)
+            uv, z = contract.project(K, job.camera.world_to_camera[0], pts)
             u, v = (np.floor(np.nan_to_num(c, nan=-1.0, posinf=-1.0, neginf=-1.0)).astype(int) for c in uv.T)
-        W, H = observation.size
         ok = (z > 0) & (u >= 0) & (u < W) & (v >= 0) & (v < H)
         img = observation.frames[0].double().numpy()
         if ok.any():

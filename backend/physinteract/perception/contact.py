@@ -54,11 +54,7 @@ def backproject(mask: np.ndarray, depth: np.ndarray, K: np.ndarray, world_to_cam
         raise ValueError(f"backproject: mask {list(mask.shape)} and depth {list(depth.shape)} must be the same [H, W]")
     ok = mask & np.isfinite(depth) & (depth > 0)
     v, u = np.nonzero(ok)
-    z = depth[v, u]
-    pix = np.stack([u + 0.5, v + 0.5, np.ones_like(z)], axis=1)  # [P, 3] homogeneous pixel centres
-    cam = z[:, None] * (pix @ np.linalg.inv(np.asarray(K, np.float64)).T)  # [P, 3] camera frame
-    R, t = world_to_camera[:3, :3], world_to_camera[:3, 3]
-    return (cam - t) @ R  # R^T (x - t), row vectors
+    return contract.unproject(np.stack([u + 0.5, v + 0.5], axis=1), depth[v, u], K, world_to_camera)
 
 
 def particle_spacing(particles: np.ndarray) -> float:

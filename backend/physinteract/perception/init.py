@@ -13,7 +13,6 @@ Units: SI (m, s), pixels; world frame Blender's (+Z up); cameras OpenCV.
 from __future__ import annotations
 
 import copy
-import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -79,29 +78,17 @@ class InitResult:
 
 
 class InitEvents:
-    """Appends one JSON object a line (flushed) and forwards it to ``progress``."""
+    """Writes events through ``contract.EventLog`` (one flushed JSON line each; none without a path) and forwards
+    each record to ``progress``."""
 
     def __init__(self, path: Path | None, progress: Callable[[dict[str, Any]], None] | None = None) -> None:
-        self.path = path
+        self.log = contract.EventLog(path) if path is not None else None
         self.progress = progress
 
     def emit(self, event: str, **fields: Any) -> None:
-        ev = {"event": event, "time": time.time(), **fields}
-        if self.path is not None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            with open(self.path, "a", encoding="utf-8") as f:
-                f.write(json.dumps(ev, default=_jsonable) + "\n")
-                f.flush()
+        rec = self.log.emit(event, **fields) if self.log is not None else {"event": event, "time": time.time(), **fields}
         if self.progress is not None:
-            self.progress(ev)
-
-
-def _jsonable(o: Any) -> Any:
-    if isinstance(o, np.generic):
-        return o.item()
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    return str(o)
+            self.progress(rec)
 
 
 DEFAULT_INTERACTIONS = {
@@ -168,10 +155,7 @@ def _run(job_dir: Path, opts: InitOptions, ev: InitEvents, stage: list[str]) -> 
     if T < 2:
         raise ValueError(f"{opts.video or job_dir}: the video has {T} frame(s); init needs at least 2")
     cam = job.camera
-    K = np.asarray(cam.K, np.float64).copy()
-    if (W, H) != (cam.width, cam.height):  # the video was downscaled (or differs): scale the intrinsics
-        K[0] *= W / cam.width
-        K[1] *= H / cam.height
+    K = contract.scale_intrinsics(cam.K, (cam.width, cam.height), (W, H))  # the video may be downscaled
     w2c0 = np.asarray(cam.world_to_camera[0], np.float64)
     old_masks = None
     if not from_file and job.video is not None and job.video.masks:
@@ -235,7 +219,9 @@ def _run(job_dir: Path, opts: InitOptions, ev: InitEvents, stage: list[str]) -> 
             contact0 = segmenter.segment_image(frames[0], points=np.array([opts.contact_point]), labels=np.array([1]))
         else:
             contact0 = _projected_contact(job, K, w2c, W, H, object_mask0)
-        contact0 = contact0 & object_mask0 if (contact0 & object_mask0).any() else _prompt_fallback(opts, job, K, w2c, W, H, object_mask0)
+        contact0 = contact0 & object_mask0
+        if not contact0.any():
+            contact0 = _prompt_fallback(opts, job, K, w2c, W, H, object_mask0)
         contact_masks = segmenter.segment_video(frames, mask=contact0,
                                                 progress=lambda d, n: ev.emit("progress", stage="segment", fraction=0.5 + 0.5 * d / n,
                                                                               message=f"contact region {d}/{n}"))
@@ -332,13 +318,11 @@ def _rest_gaussians(job: contract.Job, frame0: np.ndarray) -> Any:
     import torch
 
     from physinteract.estimate.scene import Observation, binding_from_job
+    from physinteract.render import GaussianBatch
 
     rgb = torch.as_tensor(frame0[None].astype(np.float32) / 255.0)
-    obs = Observation(rgb, None, rgb[0, 0, 0])
-    binding = binding_from_job(job, obs)
-    n = len(job.particles)
-    x = torch.as_tensor(np.asarray(job.particles, np.float64), dtype=torch.float32)
-    return binding.gaussians(x, torch.eye(3).expand(n, 3, 3))
+    b = binding_from_job(job, Observation(rgb, None, rgb[0, 0, 0]))
+    return GaussianBatch(means=b.rest_means, colors=b.colors, opacities=b.opacities, covariances=b.covariances)
 
 
 def _render_alpha_depth(gaussians: Any, K: np.ndarray, w2c: np.ndarray, W: int, H: int) -> tuple[np.ndarray, np.ndarray]:

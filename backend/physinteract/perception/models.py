@@ -80,12 +80,8 @@ def missing_message(key: str) -> str:
 
 
 def report() -> dict[str, str]:
-    """key -> found path, or 'missing'."""
-    out = {}
-    for key in MODELS:
-        p = locate(key)
-        out[key] = str(p) if p else "missing"
-    return out
+    """key -> the found weights (SAM 2's .pt file, else the model folder), or 'missing' (see :func:`describe`)."""
+    return {str(e["key"]): str(e["file"] or e["path"] or "missing") for e in describe()}
 
 
 # SAM 2 checkpoint file names (as published on the hub) -> the sam2 package's config for them.
@@ -120,10 +116,9 @@ def sam2_checkpoint(override: str | None = None) -> Sam2Checkpoint | None:
         if folder is None:
             return None
         pts = sorted(folder.glob("*.pt"))
-        known = [folder / name for name in SAM2_CONFIGS if (folder / name) in pts]
         if not pts:
             return None
-        pt = known[0] if known else pts[0]
+        pt = next((folder / name for name in SAM2_CONFIGS if (folder / name) in pts), pts[0])
     yamls = sorted(pt.parent.glob("*.yaml"))
     config = str(yamls[0]) if len(yamls) == 1 else SAM2_CONFIGS.get(pt.name)
     return Sam2Checkpoint(pt, config)

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from physinteract import contract
+
 
 @dataclass
 class TrackConfig:
@@ -182,21 +184,15 @@ def lift_tracks(tracks2d: np.ndarray, anchor3d: np.ndarray, K: np.ndarray, world
     tr = np.asarray(tracks2d, np.float64)
     T = len(tr)
     w2c = np.broadcast_to(np.asarray(world_to_camera, np.float64), (T, 4, 4))
-    Kinv = np.linalg.inv(np.asarray(K, np.float64))
-    a = np.asarray(anchor3d, np.float64)
-    pc = w2c[0, :3, :3] @ a + w2c[0, :3, 3]
-    if pc[2] <= 0:
-        raise ValueError(f"lift_tracks: the anchor is behind the camera (z = {pc[2]:.4g} m)")
-    uv0 = (np.asarray(K) @ (pc / pc[2]))[:2]
-    z = np.full(T, pc[2])
+    with np.errstate(divide="ignore", invalid="ignore"):  # z <= 0 is refused just below
+        uv0, z0 = contract.project(np.asarray(K, np.float64), w2c[0], np.asarray(anchor3d, np.float64)[None])
+    if z0[0] <= 0:
+        raise ValueError(f"lift_tracks: the anchor is behind the camera (z = {z0[0]:.4g} m)")
+    z = np.full(T, z0[0])
     if scale is not None:
         s = np.asarray(scale, np.float64)
-        z = pc[2] * s[0] / np.maximum(s, 1e-9)
-    uv = uv0 + (tr - tr[0])
-    rays = np.concatenate([uv, np.ones((T, 1))], 1) @ Kinv.T  # [T, 3], z = 1
-    cam = z[:, None] * rays
-    R, t = w2c[:, :3, :3], w2c[:, :3, 3]
-    return np.einsum("tji,tj->ti", R, cam - t)  # R^T (x - t)
+        z = z0[0] * s[0] / np.maximum(s, 1e-9)
+    return contract.unproject(uv0[0] + (tr - tr[0]), z, K, w2c)
 
 
 def keyframes(times: np.ndarray, positions: np.ndarray, spacing: int) -> tuple[np.ndarray, np.ndarray]:

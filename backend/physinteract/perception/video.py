@@ -119,7 +119,7 @@ def read_video(
                 ok, bgr = cap.read()
                 if not ok:
                     break
-                if i >= start and (i - start) % stride == 0:
+                if i in wanted:
                     if bgr is None or bgr.ndim != 3:
                         raise ValueError(f"{path}: unreadable frame {i}")
                     frames.append(downscale(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), max_size))

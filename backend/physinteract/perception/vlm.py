@@ -21,9 +21,9 @@ from typing import Any
 
 import numpy as np
 
+from physinteract.contract import INTERACTION_TYPES  # interaction.type; LETTERS[i] names INTERACTION_TYPES[i]
 from physinteract.perception import models
 
-INTERACTION_TYPES = ("point_adherent", "point_non_adherent", "surface_non_adherent")  # the contract's interaction.type
 TEMPORAL = ("continuous", "impact")
 LETTERS = ("A", "B", "C")  # option letter of INTERACTION_TYPES[i]
 CONFIDENCE_THRESHOLD = 0.5  # below this probability of its choice, the model is "unsure" and a given fallback wins
