@@ -46,9 +46,12 @@ def run(args: argparse.Namespace) -> int:
             return
         if ev["event"] == "progress":
             print(_bar(ev, started), end="", file=sys.stderr, flush=True)
-        elif ev["event"] in ("scan", "region_scan"):
+        elif ev["event"] in ("scan", "rescan", "region_scan"):
             print(f"\r{ev['event']} {ev.get('step', ev.get('region', ''))}: x10^{ev['log10_factor']:+.2f} loss {ev['loss']:.4f}   ",
                   end="", file=sys.stderr, flush=True)
+        elif ev["event"] == "split_scan":
+            a, b = ev["log10_factors"]
+            print(f"\rsplit_scan: halves x10^({a:+.3f}, {b:+.3f}) loss {ev['loss']:.4f}   ", end="", file=sys.stderr, flush=True)
 
     with stop_requests() as should_stop:
         job = logged_input(args.cache, lambda: read_job(args.job))

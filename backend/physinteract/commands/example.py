@@ -46,8 +46,14 @@ def _progress(ev: dict[str, Any]) -> None:
     if kind == "start":
         _say(f"estimate: {ev['particles']} particles, {ev['gaussians']} Gaussians, {ev['frames']} loss frames, "
              f"{ev['iterations']} iterations ({ev['mode']})")
+        if "appearance" in ev:
+            app = ev["appearance"]
+            _say(f"estimate: appearance fitted to the rest frame, PSNR {app['psnr_before']:.1f} -> {app['psnr_after']:.1f} dB")
     elif kind in ("scan", "rescan", "region_scan"):
         _say(f"estimate: {kind} {ev.get('step', ev.get('region', ''))} log10 factor {ev['log10_factor']:+.3f} loss {ev['loss']:.4f}")
+    elif kind == "split_scan":
+        a, b = ev["log10_factors"]
+        _say(f"estimate: split_scan halves log10 factors ({a:+.3f}, {b:+.3f}) loss {ev['loss']:.4f}")
     elif kind in ("scan_done", "rescan_done"):
         _say(f"estimate: {kind}, E median {ev['E_median']:.4g} Pa")
     elif kind == "progress":

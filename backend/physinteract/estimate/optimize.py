@@ -88,6 +88,10 @@ class EstimateConfig:
             A contrast between two halves is not found one half at a time: softening the still
             half of a rope lying on the ground alone fits worse, and so does stiffening the
             lifted half alone, while both together fit far better.
+        appearance_steps: before the physics, Adam steps fitting the Gaussians' colours, opacities
+            and sizes to the rest frame (``scene.fit_appearance``; 0 = off). Gaussians from a
+            reconstruction or sampled from the frame match the video only roughly at rest, and
+            that static mismatch otherwise dominates every frame's loss.
         patience / tolerance: stop early when the loss has not improved by ``tolerance``
             (relative) for ``patience`` iterations.
         estimate_nu: optimise Poisson's ratio too (it is weakly observable in most videos).
@@ -120,6 +124,7 @@ class EstimateConfig:
     region_passes: int = 1
     region_gain: float = 0.1
     split_step: float = 0.25
+    appearance_steps: int = 100
     patience: int = 6
     tolerance: float = 2e-3
     estimate_nu: bool = True
@@ -177,7 +182,7 @@ class Estimator:
     def __init__(self, job: contract.Job, config: EstimateConfig | None = None, folder: str | Path | None = None,
                  observation: Any = None) -> None:
         from physinteract.estimate.bridge import Simulator
-        from physinteract.estimate.scene import binding_from_job, load_observation
+        from physinteract.estimate.scene import binding_from_job, fit_appearance, load_observation
         from physinteract.mpm.model import config_from_settings, control_from_job, model_from_job
         from physinteract.mpm.runtime import ensure_taichi
         from physinteract.render import Camera
@@ -209,6 +214,7 @@ class Estimator:
         if self.frames[-1] != self.num_frames:
             self.frames.append(self.num_frames)
         self.cameras = [Camera.from_contract(job.camera, f) for f in range(self.num_frames + 1)]
+        self.appearance = fit_appearance(self.binding, self.observation, self.cameras[0], cfg.loss, cfg.appearance_steps)
         self.history: list[dict[str, Any]] = []
         self.fingerprint = self._fingerprint()
 
@@ -484,7 +490,7 @@ class Estimator:
                 resumed = True
         emit("start", mode=cfg.mode, iterations=iterations, particles=int(len(self.job.particles)),
              gaussians=len(self.binding), frames=len(self.frames), controls=self.field.num_controls,
-             resumed=resumed, start_iteration=start_it)
+             resumed=resumed, start_iteration=start_it, appearance=asdict(self.appearance))
         warm = int(cfg.trajectory_warmup * iterations) if cfg.mode == "joint" else 0
         shared_until = warm + int(cfg.global_fraction * (iterations - warm))
         if not resumed:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -168,3 +169,74 @@ def binding_from_job(job: contract.Job, observation: Observation | None = None, 
             colors[ok] = img[v[ok], u[ok]]
             colors[~ok] = colors[ok].mean(0)
     return GaussianBinding(pts, cov, colors, np.full(len(pts), 0.95), job.particles, k, dtype)
+
+
+@dataclass
+class AppearanceFit:
+    """What :func:`fit_appearance` changed: the rest frame's loss and PSNR (dB) before and after."""
+
+    loss_before: float
+    loss_after: float
+    psnr_before: float
+    psnr_after: float
+    steps: int
+
+
+def fit_appearance(binding: GaussianBinding, observation: Observation, camera: Any, weights: Any = None,
+                   steps: int = 100, lr: float = 0.05, max_log_scale: float = 0.5) -> AppearanceFit:
+    """Fit the Gaussians' colours, opacities and sizes to the rest frame (frame 0) of the video.
+
+    The object's Gaussians come from elsewhere (a 3DGS reconstruction under other lighting, or
+    particles coloured by sampling the frame), so at rest they match the video only roughly: a
+    thin rope's silhouette may be a pixel too wide, a colour a little too dark. That static
+    mismatch then dominates the image loss of every frame and hides the motion that the material
+    and the trajectory are fitted to. Only appearance moves here: the centres stay bound to the
+    particles, each covariance is scaled by s^2 with log s in +-``max_log_scale`` (its
+    orientation kept), colours stay in [0, 1] and opacities in (0, 1). The best step is kept.
+
+    Args:
+        binding: the Gaussians (updated in place).  observation: the video; frame 0 is fitted.
+        camera: the rest frame's camera (``render.Camera``).
+        weights: per-frame loss weights (``losses.FrameLossWeights``; default the paper's).
+        steps: Adam steps (0 = leave the Gaussians as they are).  lr: Adam's rate (logit / log units).
+    """
+    from physinteract.estimate.losses import FrameLossWeights, frame_loss
+    from physinteract.render import GaussianBatch, render
+
+    weights = weights or FrameLossWeights()
+    mask = observation.masks[0] if observation.masks is not None else None
+    eps = 1e-4
+
+    def rest_loss(colors: Tensor, opacities: Tensor, log_s: Tensor) -> tuple[Tensor, float]:
+        s2 = torch.exp(2.0 * log_s.clamp(-max_log_scale, max_log_scale))[:, None, None]
+        g = GaussianBatch(means=binding.rest_means, colors=colors, opacities=opacities, covariances=binding.covariances * s2)
+        out = render(g, camera, background=observation.background)
+        if mask is None:  # no silhouette: the image terms only
+            loss, terms = frame_loss(out.rgb, observation.frames[0], out.alpha, out.alpha.detach(), FrameLossWeights(weights.ssim, 0.0))
+        else:
+            loss, terms = frame_loss(out.rgb, observation.frames[0], out.alpha, mask, weights)
+        return loss, float(terms["psnr"])
+
+    c_logit = torch.logit(binding.colors.clamp(eps, 1 - eps)).detach().requires_grad_(True)
+    o_logit = torch.logit(binding.opacities.clamp(eps, 1 - eps)).detach().requires_grad_(True)
+    log_s = torch.zeros(len(binding), dtype=binding.colors.dtype, requires_grad=True)
+    with torch.no_grad():
+        before, psnr_before = rest_loss(binding.colors, binding.opacities, log_s)
+    if steps <= 0:
+        return AppearanceFit(float(before), float(before), psnr_before, psnr_before, 0)
+    best = (float(before), psnr_before, binding.colors, binding.opacities, log_s.detach().clone())
+    opt = torch.optim.Adam([c_logit, o_logit, log_s], lr=lr)
+    for step in range(steps + 1):  # the last pass only evaluates
+        colors, opacities = torch.sigmoid(c_logit), torch.sigmoid(o_logit)
+        loss, p = rest_loss(colors, opacities, log_s)
+        if float(loss.detach()) < best[0]:
+            best = (float(loss.detach()), p, colors.detach().clone(), opacities.detach().clone(),
+                    log_s.detach().clamp(-max_log_scale, max_log_scale).clone())
+        if step == steps:
+            break
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    binding.colors, binding.opacities = best[2], best[3]
+    binding.covariances = binding.covariances * torch.exp(2.0 * best[4])[:, None, None]
+    return AppearanceFit(float(before), best[0], psnr_before, best[1], steps)
