@@ -38,7 +38,8 @@ import torch
 
 from physinteract import contract
 from physinteract.estimate.field import FieldConfig, MaterialField
-from physinteract.estimate.losses import FrameLossWeights, frame_loss, knn_graph, psnr_np, smoothness_loss, ssim_np
+from physinteract.estimate.losses import FrameLossWeights, knn_graph, psnr_np, smoothness_loss, ssim_np
+from physinteract.estimate.scene import observed_frame_loss
 
 MODES = ("joint", "material_only", "trajectory_only")
 CHECKPOINT_FILE = "estimate_checkpoint.pt"
@@ -225,18 +226,12 @@ class Estimator:
 
         return render(self.binding.gaussians(x[f].float(), F[f].float()), self.cameras[f], background=self.observation.background)
 
-    def _frame_loss(self, out: Any, f: int) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        obs = self.observation
-        if obs.masks is None:  # no silhouettes: the image terms only
-            return frame_loss(out.rgb, obs.frames[f], out.alpha, out.alpha.detach(), FrameLossWeights(self.config.loss.ssim, 0.0))
-        return frame_loss(out.rgb, obs.frames[f], out.alpha, obs.masks[f], self.config.loss)
-
     def _image_loss(self, x: torch.Tensor, F: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
         """Mean over the loss frames of Eq. 4's per-frame objective, and its mean terms."""
         total = torch.zeros((), dtype=torch.float32)
         sums = {"l1": 0.0, "ssim": 0.0, "mask": 0.0, "psnr": 0.0}
         for f in self.frames:
-            loss, terms = self._frame_loss(self._render(x, F, f), f)
+            loss, terms = observed_frame_loss(self._render(x, F, f), self.observation, f, self.config.loss)
             total = total + loss
             for k in sums:
                 sums[k] += float(terms[k])
@@ -578,7 +573,7 @@ class Estimator:
                 psnrs.append(psnr_np(img, target))
                 ssims.append(ssim_np(img, target))
                 if f in self.frames:
-                    losses.append(float(self._frame_loss(out, f)[0]))
+                    losses.append(float(observed_frame_loss(out, self.observation, f, self.config.loss)[0]))
         return {"positions": xs, "F": Fs, "psnr": float(np.mean(psnrs)), "ssim": float(np.mean(ssims)),
                 "loss": float(np.mean(losses))}
 

@@ -171,6 +171,16 @@ def binding_from_job(job: contract.Job, observation: Observation | None = None, 
     return GaussianBinding(pts, cov, colors, np.full(len(pts), 0.95), job.particles, k, dtype)
 
 
+def observed_frame_loss(out: Any, observation: Observation, f: int, weights: Any) -> tuple[Tensor, dict[str, Tensor]]:
+    """Eq. 4's per-frame loss of a render ``out`` (``render.RenderOutput``) against frame ``f`` of the
+    video; without silhouettes, the image terms only (``weights``: ``losses.FrameLossWeights``)."""
+    from physinteract.estimate.losses import FrameLossWeights, frame_loss
+
+    if observation.masks is None:
+        return frame_loss(out.rgb, observation.frames[f], out.alpha, out.alpha.detach(), FrameLossWeights(weights.ssim, 0.0))
+    return frame_loss(out.rgb, observation.frames[f], out.alpha, observation.masks[f], weights)
+
+
 @dataclass
 class AppearanceFit:
     """What :func:`fit_appearance` changed: the rest frame's loss and PSNR (dB) before and after."""
@@ -200,21 +210,16 @@ def fit_appearance(binding: GaussianBinding, observation: Observation, camera: A
         weights: per-frame loss weights (``losses.FrameLossWeights``; default the paper's).
         steps: Adam steps (0 = leave the Gaussians as they are).  lr: Adam's rate (logit / log units).
     """
-    from physinteract.estimate.losses import FrameLossWeights, frame_loss
+    from physinteract.estimate.losses import FrameLossWeights
     from physinteract.render import GaussianBatch, render
 
     weights = weights or FrameLossWeights()
-    mask = observation.masks[0] if observation.masks is not None else None
     eps = 1e-4
 
     def rest_loss(colors: Tensor, opacities: Tensor, log_s: Tensor) -> tuple[Tensor, float]:
         s2 = torch.exp(2.0 * log_s.clamp(-max_log_scale, max_log_scale))[:, None, None]
         g = GaussianBatch(means=binding.rest_means, colors=colors, opacities=opacities, covariances=binding.covariances * s2)
-        out = render(g, camera, background=observation.background)
-        if mask is None:  # no silhouette: the image terms only
-            loss, terms = frame_loss(out.rgb, observation.frames[0], out.alpha, out.alpha.detach(), FrameLossWeights(weights.ssim, 0.0))
-        else:
-            loss, terms = frame_loss(out.rgb, observation.frames[0], out.alpha, mask, weights)
+        loss, terms = observed_frame_loss(render(g, camera, background=observation.background), observation, 0, weights)
         return loss, float(terms["psnr"])
 
     c_logit = torch.logit(binding.colors.clamp(eps, 1 - eps)).detach().requires_grad_(True)
