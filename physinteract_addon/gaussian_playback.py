@@ -131,9 +131,10 @@ def show_frame(scene: bpy.types.Scene, obj: bpy.types.Object) -> int | None:
     if not frames or A is None:
         return None
     frame = min(max(int(scene.frame_current), frames[0]), frames[-1])
-    data = contract.read_frame(cache, frame)
-    rot_w = np.asarray(data[f"{o.gaussian_point_set}.rotations"], np.float64)
-    scales_w = np.asarray(data[f"{o.gaussian_point_set}.scales"], np.float64)
+    rot_key, scale_key = f"{o.gaussian_point_set}.rotations", f"{o.gaussian_point_set}.scales"
+    data = contract.read_frame(cache, frame, keys=(rot_key, scale_key))
+    rot_w = np.asarray(data[rot_key], np.float64)
+    scales_w = np.asarray(data[scale_key], np.float64)
     mesh = obj.data
     assert isinstance(mesh, bpy.types.Mesh)
     if len(rot_w) != len(mesh.vertices):

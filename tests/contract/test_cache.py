@@ -34,6 +34,19 @@ def test_frames_are_named_zero_padded_and_marked_after_data(tmp_path):
     np.testing.assert_array_equal(contract.read_frame(tmp_path, 12)["particles.positions"], np.full((5, 3), 12.0))
 
 
+def test_read_frame_with_keys_returns_those_arrays_only_and_names_a_missing_one(tmp_path):
+    """A playback handler asks for two arrays of a frame: it gets exactly those, with the written values; an
+    absent array is a ContractError naming the frame file and the array."""
+    w = _writer(tmp_path)
+    w.write_frame(4, _frame_data(4))
+    data = contract.read_frame(tmp_path, 4, keys=("mesh.positions",))
+    assert list(data) == ["mesh.positions"]
+    np.testing.assert_array_equal(data["mesh.positions"], np.full((3, 3), 14.0))
+    with pytest.raises(ContractError) as e:
+        contract.read_frame(tmp_path, 4, keys=("particles.positions", "particles.scales"))
+    assert e.value.field == "particles.scales" and e.value.file.endswith("frame_000004.npz")
+
+
 def test_a_frame_without_marker_or_with_truncated_data_does_not_count(tmp_path):
     w = _writer(tmp_path)
     for f in (1, 2, 3):

@@ -21,7 +21,7 @@ import json
 import os
 import re
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -311,13 +311,17 @@ def completed_frames(folder: str | Path, verify: bool = False) -> list[int]:
     return sorted(frames)
 
 
-def read_frame(folder: str | Path, frame: int) -> dict[str, np.ndarray]:
-    """The arrays of a completed frame, keyed ``"<set>.positions"`` etc."""
+def read_frame(folder: str | Path, frame: int, keys: Sequence[str] | None = None) -> dict[str, np.ndarray]:
+    """The arrays of a completed frame, keyed ``"<set>.positions"`` etc.; only ``keys`` when given
+    (the others are not read: a playback handler needs two of a frame's arrays)."""
     npz = Path(folder) / FRAMES_DIR / f"{frame_stem(frame)}.npz"
     if not _frame_complete(npz.with_suffix(".done"), verify=False):
         raise ContractError(npz, "", f"a completed frame {frame}", "no completion marker or a truncated file")
     with np.load(npz, allow_pickle=False) as z:
-        return {k: z[k] for k in z.files}
+        missing = [k for k in keys or () if k not in z.files]
+        if missing:
+            raise ContractError(npz, missing[0], "an array of this frame", f"absent (the frame holds {sorted(z.files)})")
+        return {k: z[k] for k in (z.files if keys is None else keys)}
 
 
 def iter_frames(folder: str | Path) -> Iterator[tuple[int, dict[str, np.ndarray]]]:
