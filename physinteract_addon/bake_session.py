@@ -344,6 +344,8 @@ class EstimateSession(BackendSession):
             return (float(ev.get("fraction", 0.0)),
                     f"estimate: iteration {s.estimate_progress_iteration}/{s.estimate_progress_total}, "
                     f"loss {s.estimate_loss:.4g}, ETA {s.estimate_eta_s:.0f} s")
+        if "lag_scan" in proc.latest and "rescan" not in proc.latest:
+            return 0.0, f"estimate: aligning the trajectory in time (loss {float(proc.latest['lag_scan'].get('loss', 0.0)):.4g})"
         scan = proc.latest.get("region_scan") or proc.latest.get("split_scan") or proc.latest.get("scan")
         if scan is not None:
             return 0.0, f"estimate: scanning the stiffness (loss {float(scan.get('loss', 0.0)):.4g})"

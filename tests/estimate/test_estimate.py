@@ -238,6 +238,37 @@ def test_particles_take_their_colour_from_a_half_size_rest_frame_at_the_right_pi
     np.testing.assert_allclose(colors[right], np.tile([0.0, 0.0, 1.0], (int(right.sum()), 1)), atol=1e-6)
 
 
+def test_lag_scan_undoes_a_tracker_that_reports_the_motion_late(tiny_job):
+    """T0 = the true grasp trajectory 1.5 frames late (true E, fine-simulated video): the time-offset search finds
+    +1.5 frames within a third of a frame, the grasp's displacement error (RMS) is at least halved, and the prior's T0 moves with them."""
+    from physinteract import contract
+    from physinteract.estimate.optimize import EstimateConfig, Estimator
+    from physinteract.mpm import spline
+
+    folder, truth = tiny_job
+    job = contract.read_job(folder)
+    times, true_keys = truth["times"], truth["trajectory"]
+    late = 1.5 / job.fps
+    job.trajectory = spline.evaluate(times, true_keys, np.clip(times - late, 0.0, times[-1]))[0]
+    job.E = truth["E"].copy()
+    est = Estimator(job, EstimateConfig(mode="joint", appearance_steps=0), folder)
+    before = est.forward_loss()
+
+    def displacement_error() -> float:  # RMS over the keyframes; the grasp moves by p(t) - p(0)
+        d = est.keys.detach().numpy() - true_keys
+        return float(np.sqrt(((d - d[0]) ** 2).sum(1).mean()))
+
+    error_before = displacement_error()
+    given = job.trajectory.copy()
+    tau = est.lag_scan()
+    assert tau == pytest.approx(1.5, abs=0.34)
+    assert est.forward_loss() < before
+    assert displacement_error() < 0.5 * error_before
+    np.testing.assert_array_equal(job.trajectory, given)  # the job itself is not changed
+    assert torch.equal(est.T0, est.keys.detach())
+    assert Estimator(job, EstimateConfig(mode="material_only", appearance_steps=0), folder).lag_scan() == 0.0
+
+
 def test_split_scan_makes_the_stiffer_half_of_a_two_region_beam_stiffer(tmp_path):
     """Beam whose grasped half is 3x stiffer than its free half (fine-simulated video, true trajectory), started
     uniform at the two halves' geometric mean: the joint two-halves search makes the grasped half 2-4.5x stiffer

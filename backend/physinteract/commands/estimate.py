@@ -49,6 +49,9 @@ def run(args: argparse.Namespace) -> int:
         elif ev["event"] in ("scan", "rescan", "region_scan"):
             print(f"\r{ev['event']} {ev.get('step', ev.get('region', ''))}: x10^{ev['log10_factor']:+.2f} loss {ev['loss']:.4f}   ",
                   end="", file=sys.stderr, flush=True)
+        elif ev["event"] == "lag_scan":
+            print(f"\rlag_scan {ev['step']}: T0 shifted {ev['lag_frames']:+.2f} frames, loss {ev['loss']:.4f}   ",
+                  end="", file=sys.stderr, flush=True)
         elif ev["event"] == "split_scan":
             a, b = ev["log10_factors"]
             print(f"\rsplit_scan: halves x10^({a:+.3f}, {b:+.3f}) loss {ev['loss']:.4f}   ", end="", file=sys.stderr, flush=True)

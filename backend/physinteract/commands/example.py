@@ -51,11 +51,14 @@ def _progress(ev: dict[str, Any]) -> None:
             _say(f"estimate: appearance fitted to the rest frame, PSNR {app['psnr_before']:.1f} -> {app['psnr_after']:.1f} dB")
     elif kind in ("scan", "rescan", "region_scan"):
         _say(f"estimate: {kind} {ev.get('step', ev.get('region', ''))} log10 factor {ev['log10_factor']:+.3f} loss {ev['loss']:.4f}")
+    elif kind == "lag_scan":
+        _say(f"estimate: lag_scan {ev['step']} T0 shifted {ev['lag_frames']:+.2f} frames, loss {ev['loss']:.4f}")
     elif kind == "split_scan":
         a, b = ev["log10_factors"]
         _say(f"estimate: split_scan halves log10 factors ({a:+.3f}, {b:+.3f}) loss {ev['loss']:.4f}")
     elif kind in ("scan_done", "rescan_done"):
-        _say(f"estimate: {kind}, E median {ev['E_median']:.4g} Pa")
+        lag = f", T0 shifted {ev['lag_frames']:+.2f} frames" if ev.get("lag_frames") else ""
+        _say(f"estimate: {kind}, E median {ev['E_median']:.4g} Pa{lag}")
     elif kind == "progress":
         _say(f"estimate: iteration {ev['iteration']}/{ev['iterations']} loss {ev['loss']:.4f} E median {ev['E_median']:.4g} Pa "
              f"({ev['seconds']:.1f} s, ETA {ev['eta_s']:.0f} s)")

@@ -63,7 +63,14 @@ class EstimateConfig:
             factor (+-``refine_decades``) re-centres E on the corrected trajectory, and the region
             scan runs, before both move. An error of T0 (a lag, a drift) otherwise pulls E away
             while the trajectory is still wrong, and E does not come back within tens of iterations.
-        refine_decades: half-width of the fine scans (after the coarse scan, and after the warm-up).
+        refine_decades: half-width of the fine scans (after the warm-up, and in "material_only"
+            after the coarse scan; in "joint" the post-warm-up scan does the fine search).
+        lag_frames / lag_step: "joint" and "trajectory_only": after the coarse scan, a forward-only
+            search of a time offset tau of T0, T(t) = T0(t + tau), over +-``lag_frames`` frames in
+            steps of ``lag_step`` (extended while the best is at an end, up to twice as far,
+            parabola-refined); the prior ||T - T0|| is then centred on the shifted T0 (0 = off).
+            A tracker reports a motion late (temporal smoothing) or early: an error that is one
+            number, which the per-keyframe gradient steps, a few millimetres each, undo only slowly.
         final_lr_ratio: the cosine schedule ends at this fraction of each learning rate.
         weight_decay: AdamW's decoupled weight decay.
         loss: per-frame image-loss weights (SSIM 0.2 and mask 1.0 by default).
@@ -117,6 +124,8 @@ class EstimateConfig:
     global_fraction: float = 0.5
     trajectory_warmup: float = 0.3
     refine_decades: float = 0.25
+    lag_frames: float = 2.0
+    lag_step: float = 1.0
     scan_decades: float = 1.0
     scan_points: int = 9
     scan_max_decades: float = 2.5
@@ -205,7 +214,7 @@ class Estimator:
         self.sim = Simulator(model, self.control, 1.0 / job.fps, self.num_frames, scfg)
         self.binding = binding_from_job(job, self.observation)
         self.field = MaterialField(job.particles, job.labels, job.E, job.nu, cfg.field)
-        self.T0 = torch.as_tensor(np.asarray(self.control.values, np.float64))
+        self.T0 = torch.tensor(np.asarray(self.control.values, np.float64))  # a copy: the lag scan moves it, not the job
         self.keys = torch.nn.Parameter(self.T0.clone())
         lo, hi = job.particles.min(0), job.particles.max(0)
         self.size = float(np.linalg.norm(hi - lo))
@@ -287,7 +296,8 @@ class Estimator:
 
         Samples ``scan_points`` factors over +-``scan_decades``, extends the range by a step while
         the best sample sits at its end (up to +-``scan_max_decades``), then searches again over
-        +-``refine_decades`` around the best at a quarter of the step, and refines the best
+        +-``refine_decades`` around the best at a quarter of the step (not in "joint" with a
+        warm-up: ``rescan`` does that once the trajectory is corrected), and refines the best
         sample with a parabola through it and its neighbours.
         """
         cfg = self.config
@@ -297,7 +307,7 @@ class Estimator:
         z0 = self.field.z.detach().clone()
         samples: dict[float, float] = {}
         d = self._factor_search(z0, 0.0, cfg.scan_decades, h, samples, emit)
-        if cfg.refine_decades > 0:
+        if cfg.refine_decades > 0 and not (cfg.mode == "joint" and cfg.trajectory_warmup > 0):
             d = self._factor_search(z0, d, min(cfg.refine_decades, h), 0.25 * h, samples, emit)
         self._set_factor(z0, d)
         return d
@@ -324,8 +334,6 @@ class Estimator:
                        emit: Callable[..., None] | None, kind: str = "scan") -> float:
         """Image loss of E x 10^d on the grid centre + k step over +-half (``samples`` caches d -> loss),
         extended while the best is at an end (within +-``scan_max_decades``), parabola-refined."""
-        limit = self.config.scan_max_decades + 1e-9
-
         def loss(d: float) -> float:
             key = _key(d)
             if key not in samples:
@@ -335,23 +343,47 @@ class Estimator:
                     emit(kind, step=len(samples), log10_factor=round(d, 4), loss=samples[key], substeps=self.sim.substeps)
             return samples[key]
 
-        n = max(1, int(round(half / step)))
-        grid = [_key(centre + k * step) for k in range(-n, n + 1) if abs(centre + k * step) <= limit]
-        values = {d: loss(d) for d in grid}
-        while True:
-            lo, hi = min(values), max(values)
-            best = min(values, key=lambda o: values[o])
-            if best == lo and lo - step >= -limit:
-                values[_key(lo - step)] = loss(lo - step)
-            elif best == hi and hi + step <= limit:
-                values[_key(hi + step)] = loss(hi + step)
-            else:
-                break
-        l0, l1, l2 = values.get(_key(best - step), math.inf), values[best], values.get(_key(best + step), math.inf)
-        den = l0 - 2 * l1 + l2
-        if math.isfinite(l0) and math.isfinite(l2) and den > 0:
-            return best + float(np.clip(0.5 * step * (l0 - l2) / den, -0.5 * step, 0.5 * step))
-        return best
+        return _line_search(loss, centre, half, step, self.config.scan_max_decades)
+
+    def lag_scan(self, emit: Callable[..., None] | None = None) -> float:
+        """Forward-only search of a time offset of T0 (see ``EstimateConfig.lag_frames``) at the
+        current material; sets the keyframes and the prior's T0 to the shifted T0. Returns the
+        offset in frames (positive: T0 was late)."""
+        from physinteract.mpm import spline
+
+        cfg = self.config
+        T0 = self.T0.numpy().copy()
+        times = np.asarray(self.control.times, np.float64)
+        if cfg.lag_frames <= 0 or cfg.lag_step <= 0 or cfg.mode == "material_only" or len(times) < 2 or np.ptp(T0, axis=0).max() <= 0:
+            return 0.0
+        frame_dt = 1.0 / self.job.fps
+
+        # outside its time range T0 is continued along its first and last chords (its spline is held there)
+        v_start, v_end = (T0[1] - T0[0]) / (times[1] - times[0]), (T0[-1] - T0[-2]) / (times[-1] - times[-2])
+
+        def shifted(tau: float) -> np.ndarray:  # T0(t + tau)
+            t = times + tau * frame_dt
+            p = spline.evaluate(times, T0, np.clip(t, times[0], times[-1]))[0]
+            return p + np.minimum(t - times[0], 0.0)[:, None] * v_start + np.maximum(t - times[-1], 0.0)[:, None] * v_end
+
+        samples: dict[float, float] = {}
+
+        def loss(tau: float) -> float:
+            key = _key(tau)
+            if key not in samples:
+                with torch.no_grad():
+                    self.keys.copy_(torch.as_tensor(shifted(tau)))
+                samples[key] = self.forward_loss()
+                if emit is not None:
+                    emit("lag_scan", step=len(samples), lag_frames=round(tau, 4), loss=samples[key])
+            return samples[key]
+
+        tau = _line_search(loss, 0.0, cfg.lag_frames, cfg.lag_step, 2.0 * cfg.lag_frames)
+        keys = torch.as_tensor(shifted(tau))
+        with torch.no_grad():
+            self.keys.copy_(keys)
+            self.T0.copy_(keys)
+        return tau
 
     def split_scan(self, current: float, emit: Callable[..., None] | None = None) -> tuple[float, float, float]:
         """Forward-only search of a two-halves contrast (see ``EstimateConfig.split_step``) from the
@@ -476,6 +508,7 @@ class Estimator:
                 self.field.load_state_dict(state["field"])
                 with torch.no_grad():
                     self.keys.copy_(state["keys"])
+                    self.T0.copy_(state["T0"])
                 opt.load_state_dict(state["optimizer"])
                 sched.load_state_dict(state["scheduler"])
                 start_it = int(state["iteration"])
@@ -488,13 +521,15 @@ class Estimator:
              resumed=resumed, start_iteration=start_it, appearance=asdict(self.appearance))
         warm = int(cfg.trajectory_warmup * iterations) if cfg.mode == "joint" else 0
         shared_until = warm + int(cfg.global_fraction * (iterations - warm))
+        lag = 0.0
         if not resumed:
             d = self.scan(emit)
+            lag = self.lag_scan(emit)
             # With a warm-up the regions are searched after it: a region's E must not be bent to
             # make up for an error of T0 (a lag shows as a stiffer or softer part near the grasp).
             factors = self.region_scan(emit) if not warm else []
             if cfg.mode != "trajectory_only" and cfg.scan_decades > 0:
-                emit("scan_done", log10_factor=d, region_factors=factors, E_median=self.E_median())
+                emit("scan_done", log10_factor=d, region_factors=factors, E_median=self.E_median(), lag_frames=lag)
         stopped = False
         stale = 0
         for it in range(start_it, iterations):
@@ -583,7 +618,7 @@ class Estimator:
                          sched: torch.optim.lr_scheduler.LRScheduler, best: dict[str, Any]) -> None:
         state = {
             "fingerprint": self.fingerprint, "iteration": iteration, "field": self.field.state_dict(),
-            "keys": self.keys.detach().clone(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
+            "keys": self.keys.detach().clone(), "T0": self.T0.clone(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
             "history": json.dumps(self.history), "best_loss": best["loss"], "best_z": best["z"],
             "best_theta": best["theta"], "best_keys": best["keys"], "best_iteration": best["iteration"],
         }
@@ -615,6 +650,28 @@ def _kmeans(points: np.ndarray, k: int, iterations: int = 20) -> np.ndarray:
             break
         centres = new
     return labels
+
+
+def _line_search(loss: Callable[[float], float], centre: float, half: float, step: float, limit: float) -> float:
+    """Minimise ``loss`` on the grid centre + k step over +-half, extended by a step while the best
+    sample is at an end (within +-limit), then refined by a parabola through the best and its neighbours."""
+    limit += 1e-9
+    n = max(1, int(round(half / step)))
+    values = {_key(centre + k * step): loss(centre + k * step) for k in range(-n, n + 1) if abs(centre + k * step) <= limit}
+    while True:
+        lo, hi = min(values), max(values)
+        best = min(values, key=lambda o: values[o])
+        if best == lo and lo - step >= -limit:
+            values[_key(lo - step)] = loss(lo - step)
+        elif best == hi and hi + step <= limit:
+            values[_key(hi + step)] = loss(hi + step)
+        else:
+            break
+    l0, l1, l2 = values.get(_key(best - step), math.inf), values[best], values.get(_key(best + step), math.inf)
+    den = l0 - 2 * l1 + l2
+    if math.isfinite(l0) and math.isfinite(l2) and den > 0:
+        return best + float(np.clip(0.5 * step * (l0 - l2) / den, -0.5 * step, 0.5 * step))
+    return best
 
 
 def _key(d: float) -> float:
