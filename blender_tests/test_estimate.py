@@ -132,3 +132,27 @@ def test_failing_estimate_leaves_scene_and_previous_estimate_unchanged(empty_sce
     assert state() == before
     assert "failed" in s.status and not s.is_running
     assert not bake_session.staging_dir(est).exists()
+
+
+def test_estimate_status_line_follows_the_estimator_stages(empty_scene: bpy.types.Scene, addon: str) -> None:
+    """The status line names the stage the latest events show: preparing, the lag search, a stiffness scan, then
+    iterations with the loss and ETA, and the iteration counters on the scene's settings follow the progress event."""
+    bake_session, props, _ = _modules(addon)
+    session = bake_session.EstimateSession(empty_scene, sys.executable)
+
+    class Events:  # what BackendProcess keeps: the last event of each kind
+        latest: dict = {}
+
+    proc = Events()
+    assert session.running_status(proc) == (0.0, "estimate: preparing")
+    proc.latest = {"scan": {"event": "scan", "loss": 0.05}, "lag_scan": {"event": "lag_scan", "loss": 0.031}}
+    assert "aligning the trajectory in time (loss 0.031)" in session.running_status(proc)[1]
+    proc.latest["split_scan"] = {"event": "split_scan", "loss": 0.02}
+    proc.latest["rescan"] = {"event": "rescan", "loss": 0.025}
+    assert "scanning the stiffness (loss 0.02)" in session.running_status(proc)[1]
+    proc.latest["progress"] = {"event": "progress", "iteration": 7, "iterations": 15, "loss": 0.0187, "eta_s": 42.0,
+                               "fraction": 7 / 15}
+    fraction, text = session.running_status(proc)
+    assert fraction == pytest.approx(7 / 15) and text == "estimate: iteration 7/15, loss 0.0187, ETA 42 s"
+    s = props.scene_settings(empty_scene)
+    assert (s.estimate_progress_iteration, s.estimate_progress_total) == (7, 15)
