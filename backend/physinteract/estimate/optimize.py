@@ -291,13 +291,13 @@ class Estimator:
 
     # ------------------------------------------------------------------ stages
 
-    def scan(self, emit: Callable[..., None] | None = None) -> float:
+    def scan(self, emit: Callable[..., None] | None = None, fine: bool = True) -> float:
         """Forward-only search of a uniform factor on E; returns the chosen log10 factor.
 
         Samples ``scan_points`` factors over +-``scan_decades``, extends the range by a step while
-        the best sample sits at its end (up to +-``scan_max_decades``), then searches again over
-        +-``refine_decades`` around the best at a quarter of the step (not in "joint" with a
-        warm-up: ``rescan`` does that once the trajectory is corrected), and refines the best
+        the best sample sits at its end (up to +-``scan_max_decades``), then, with ``fine``,
+        searches again over +-``refine_decades`` around the best at a quarter of the step (``run``
+        leaves that to ``rescan`` when a trajectory warm-up comes first), and refines the best
         sample with a parabola through it and its neighbours.
         """
         cfg = self.config
@@ -307,7 +307,7 @@ class Estimator:
         z0 = self.field.z.detach().clone()
         samples: dict[float, float] = {}
         d = self._factor_search(z0, 0.0, cfg.scan_decades, h, samples, emit)
-        if cfg.refine_decades > 0 and not (cfg.mode == "joint" and cfg.trajectory_warmup > 0):
+        if fine and cfg.refine_decades > 0:
             d = self._factor_search(z0, d, min(cfg.refine_decades, h), 0.25 * h, samples, emit)
         self._set_factor(z0, d)
         return d
@@ -334,16 +334,15 @@ class Estimator:
                        emit: Callable[..., None] | None, kind: str = "scan") -> float:
         """Image loss of E x 10^d on the grid centre + k step over +-half (``samples`` caches d -> loss),
         extended while the best is at an end (within +-``scan_max_decades``), parabola-refined."""
-        def loss(d: float) -> float:
-            key = _key(d)
-            if key not in samples:
-                self._set_factor(z0, d)
-                samples[key] = self.forward_loss()
-                if emit is not None:
-                    emit(kind, step=len(samples), log10_factor=round(d, 4), loss=samples[key], substeps=self.sim.substeps)
-            return samples[key]
 
-        return _line_search(loss, centre, half, step, self.config.scan_max_decades)
+        def loss(d: float) -> float:
+            self._set_factor(z0, d)
+            value = self.forward_loss()
+            if emit is not None:
+                emit(kind, step=len(samples) + 1, log10_factor=round(d, 4), loss=value, substeps=self.sim.substeps)
+            return value
+
+        return _line_search(loss, centre, half, step, self.config.scan_max_decades, samples)
 
     def lag_scan(self, emit: Callable[..., None] | None = None) -> float:
         """Forward-only search of a time offset of T0 (see ``EstimateConfig.lag_frames``) at the
@@ -369,16 +368,14 @@ class Estimator:
         samples: dict[float, float] = {}
 
         def loss(tau: float) -> float:
-            key = _key(tau)
-            if key not in samples:
-                with torch.no_grad():
-                    self.keys.copy_(torch.as_tensor(shifted(tau)))
-                samples[key] = self.forward_loss()
-                if emit is not None:
-                    emit("lag_scan", step=len(samples), lag_frames=round(tau, 4), loss=samples[key])
-            return samples[key]
+            with torch.no_grad():
+                self.keys.copy_(torch.as_tensor(shifted(tau)))
+            value = self.forward_loss()
+            if emit is not None:
+                emit("lag_scan", step=len(samples) + 1, lag_frames=round(tau, 4), loss=value)
+            return value
 
-        tau = _line_search(loss, 0.0, cfg.lag_frames, cfg.lag_step, 2.0 * cfg.lag_frames)
+        tau = _line_search(loss, 0.0, cfg.lag_frames, cfg.lag_step, 2.0 * cfg.lag_frames, samples)
         keys = torch.as_tensor(shifted(tau))
         with torch.no_grad():
             self.keys.copy_(keys)
@@ -523,7 +520,7 @@ class Estimator:
         shared_until = warm + int(cfg.global_fraction * (iterations - warm))
         lag = 0.0
         if not resumed:
-            d = self.scan(emit)
+            d = self.scan(emit, fine=not warm)  # with a warm-up, the rescan after it is the fine search
             lag = self.lag_scan(emit)
             # With a warm-up the regions are searched after it: a region's E must not be bent to
             # make up for an error of T0 (a lag shows as a stiffer or softer part near the grasp).
@@ -652,19 +649,28 @@ def _kmeans(points: np.ndarray, k: int, iterations: int = 20) -> np.ndarray:
     return labels
 
 
-def _line_search(loss: Callable[[float], float], centre: float, half: float, step: float, limit: float) -> float:
+def _line_search(loss: Callable[[float], float], centre: float, half: float, step: float, limit: float,
+                 samples: dict[float, float]) -> float:
     """Minimise ``loss`` on the grid centre + k step over +-half, extended by a step while the best
-    sample is at an end (within +-limit), then refined by a parabola through the best and its neighbours."""
+    sample is at an end (within +-limit), then refined by a parabola through the best and its neighbours.
+    ``samples`` (point -> loss) is read and filled, so searches sharing it never evaluate a point twice."""
     limit += 1e-9
+
+    def value(x: float) -> float:
+        key = _key(x)
+        if key not in samples:
+            samples[key] = loss(x)
+        return samples[key]
+
     n = max(1, int(round(half / step)))
-    values = {_key(centre + k * step): loss(centre + k * step) for k in range(-n, n + 1) if abs(centre + k * step) <= limit}
+    values = {_key(centre + k * step): value(centre + k * step) for k in range(-n, n + 1) if abs(centre + k * step) <= limit}
     while True:
         lo, hi = min(values), max(values)
         best = min(values, key=lambda o: values[o])
         if best == lo and lo - step >= -limit:
-            values[_key(lo - step)] = loss(lo - step)
+            values[_key(lo - step)] = value(lo - step)
         elif best == hi and hi + step <= limit:
-            values[_key(hi + step)] = loss(hi + step)
+            values[_key(hi + step)] = value(hi + step)
         else:
             break
     l0, l1, l2 = values.get(_key(best - step), math.inf), values[best], values.get(_key(best + step), math.inf)
@@ -675,7 +681,7 @@ def _line_search(loss: Callable[[float], float], centre: float, half: float, ste
 
 
 def _key(d: float) -> float:
-    """A log10 factor rounded so that grid points reached by different sums compare equal."""
+    """A search point (a log10 factor, a lag in frames) rounded so that points reached by different sums compare equal."""
     return round(d, 6)
 
 

@@ -22,6 +22,7 @@ import torch
 from torch import Tensor
 
 from physinteract import contract
+from physinteract.estimate.losses import FrameLossWeights, frame_loss
 from physinteract.render import GaussianBatch, covariance_from_quat_scale
 
 
@@ -171,11 +172,9 @@ def binding_from_job(job: contract.Job, observation: Observation | None = None, 
     return GaussianBinding(pts, cov, colors, np.full(len(pts), 0.95), job.particles, k, dtype)
 
 
-def observed_frame_loss(out: Any, observation: Observation, f: int, weights: Any) -> tuple[Tensor, dict[str, Tensor]]:
+def observed_frame_loss(out: Any, observation: Observation, f: int, weights: FrameLossWeights) -> tuple[Tensor, dict[str, Tensor]]:
     """Eq. 4's per-frame loss of a render ``out`` (``render.RenderOutput``) against frame ``f`` of the
-    video; without silhouettes, the image terms only (``weights``: ``losses.FrameLossWeights``)."""
-    from physinteract.estimate.losses import FrameLossWeights, frame_loss
-
+    video; without silhouettes, the image terms only."""
     if observation.masks is None:
         return frame_loss(out.rgb, observation.frames[f], out.alpha, out.alpha.detach(), FrameLossWeights(weights.ssim, 0.0))
     return frame_loss(out.rgb, observation.frames[f], out.alpha, observation.masks[f], weights)
@@ -192,7 +191,7 @@ class AppearanceFit:
     steps: int
 
 
-def fit_appearance(binding: GaussianBinding, observation: Observation, camera: Any, weights: Any = None,
+def fit_appearance(binding: GaussianBinding, observation: Observation, camera: Any, weights: FrameLossWeights | None = None,
                    steps: int = 100, lr: float = 0.05, max_log_scale: float = 0.5) -> AppearanceFit:
     """Fit the Gaussians' colours, opacities and sizes to the rest frame (frame 0) of the video.
 
@@ -207,10 +206,9 @@ def fit_appearance(binding: GaussianBinding, observation: Observation, camera: A
     Args:
         binding: the Gaussians (updated in place).  observation: the video; frame 0 is fitted.
         camera: the rest frame's camera (``render.Camera``).
-        weights: per-frame loss weights (``losses.FrameLossWeights``; default the paper's).
+        weights: per-frame loss weights (default the paper's).
         steps: Adam steps (0 = leave the Gaussians as they are).  lr: Adam's rate (logit / log units).
     """
-    from physinteract.estimate.losses import FrameLossWeights
     from physinteract.render import GaussianBatch, render
 
     weights = weights or FrameLossWeights()
@@ -232,8 +230,9 @@ def fit_appearance(binding: GaussianBinding, observation: Observation, camera: A
     best = (float(before), psnr_before, binding.colors, binding.opacities, log_s.detach().clone())
     opt = torch.optim.Adam([c_logit, o_logit, log_s], lr=lr)
     for step in range(steps + 1):  # the last pass only evaluates
-        colors, opacities = torch.sigmoid(c_logit), torch.sigmoid(o_logit)
-        loss, p = rest_loss(colors, opacities, log_s)
+        with torch.set_grad_enabled(step < steps):
+            colors, opacities = torch.sigmoid(c_logit), torch.sigmoid(o_logit)
+            loss, p = rest_loss(colors, opacities, log_s)
         if float(loss.detach()) < best[0]:
             best = (float(loss.detach()), p, colors.detach().clone(), opacities.detach().clone(),
                     log_s.detach().clamp(-max_log_scale, max_log_scale).clone())
