@@ -14,7 +14,7 @@ records the folder and the median E it uses.
 
 ``<wrapper> -m physinteract estimate JOB_DIR --cache DIR [--mode M] [--iterations N] [--quiet]``
 writes an "estimate" cache like the real estimator's (frames at rest, material_E.npy,
-material_nu.npy, estimate_trajectory*.npy, estimate.json; events start / scan / progress / done)
+material_nu.npy, estimate_trajectory*.npy, estimate_contact.npy, estimate.json; events start / scan / progress / done)
 with a known field: after k of K iterations E_i = E0_i (1 + 3 r_i k / K), r_i = i / (N - 1),
 nu_i = 0.25, so the finished median is 2.5 E0. SIGTERM stops it after the current iteration,
 writing the field so far with status "cancelled" and exit code 130 (as the real one does).
@@ -50,6 +50,11 @@ def known_field(E0: np.ndarray, done: int, total: int) -> tuple[np.ndarray, np.n
     """The fake estimate's (E [N] Pa, nu [N]) after ``done`` of ``total`` iterations."""
     r = np.linspace(0.0, 1.0, len(E0)) if len(E0) > 1 else np.zeros(len(E0))
     return np.asarray(E0, float) * (1.0 + 3.0 * r * done / max(total, 1)), np.full(len(E0), 0.25)
+
+
+def known_contact(contact: np.ndarray) -> np.ndarray:
+    """The fake estimate's contact set: the job's with particle 0 toggled (a known, visible change)."""
+    return np.setxor1d(np.asarray(contact, np.int64), [0])
 
 
 def estimate(argv: list[str]) -> int:
@@ -99,6 +104,7 @@ def estimate(argv: list[str]) -> int:
     w.write_material(E, nu)
     contract.atomic_save_npy(cache / "estimate_trajectory.npy", np.asarray(job.trajectory, float))
     contract.atomic_save_npy(cache / "estimate_trajectory_times.npy", np.asarray(job.trajectory_times, float))
+    contract.atomic_save_npy(cache / contract.CONTACT_FILE, known_contact(job.contact))
     contract.atomic_write_json(cache / "estimate.json", {"iterations": done, "E": {"median": float(np.median(E))}})
     w.finish("cancelled" if stop["requested"] else "complete")
     events.emit("done", iterations=done, E={"median": float(np.median(E))})

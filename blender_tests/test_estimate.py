@@ -35,8 +35,9 @@ def _attr(obj: bpy.types.Object, name: str) -> np.ndarray:
 
 def test_estimate_stores_the_known_field_as_point_attributes(empty_scene: bpy.types.Scene, addon: str, fake: str,
                                                              tmp_path: Path) -> None:
-    """Known answer (fake estimate, K iterations): E_i = E0 (1 + 3 i/(N-1)), nu = 0.25 land on the fill preview and the
-    particles object as point attributes in particle order, the panel's median E is 2.5 E0, the result is in
+    """Known answer (fake estimate, K iterations): E_i = E0 (1 + 3 i/(N-1)), nu = 0.25 and the fake's contact set
+    (the job's with particle 0 toggled) land on the fill preview and the particles object as point attributes in
+    particle order, the panel's median E is 2.5 E0, the result is in
     <cache>/estimate, and the bake cache and the mesh's Mesh Cache modifier are untouched."""
     bake_session, props, c2s = _modules(addon)
     obj, preview = _scene_with_preview(empty_scene, tmp_path, addon)
@@ -50,9 +51,15 @@ def test_estimate_stores_the_known_field_as_point_attributes(empty_scene: bpy.ty
     E0 = float(job.E[0])
     want_E, want_nu = fake_backend.known_field(job.E, 4, 4)
     assert want_E.max() == pytest.approx(4 * E0)
+    want_contact = np.zeros(len(job.E), bool)
+    want_contact[fake_backend.known_contact(job.contact)] = True
+    assert want_contact.sum() > 0 and want_contact.sum() != len(job.contact)
     for o in (preview, bpy.data.objects[c2s.PARTICLES_OBJECT]):
         np.testing.assert_allclose(_attr(o, "E"), want_E, rtol=1e-6)
         np.testing.assert_allclose(_attr(o, "nu"), want_nu, rtol=1e-6)
+        got = np.zeros(len(job.E), bool)
+        o.data.attributes[c2s.CONTACT_ATTRIBUTE].data.foreach_get("value", got)
+        np.testing.assert_array_equal(got, want_contact)
     assert s.estimate_E_median == pytest.approx(2.5 * E0, rel=1e-6)
     assert s.estimate_nu_median == pytest.approx(0.25, rel=1e-6)
     assert Path(s.estimate_dir) == cache / "estimate"
@@ -134,24 +141,31 @@ def test_failing_estimate_leaves_scene_and_previous_estimate_unchanged(empty_sce
     assert not bake_session.staging_dir(est).exists()
 
 
-def test_estimate_status_line_follows_the_estimator_stages(empty_scene: bpy.types.Scene, addon: str) -> None:
-    """The status line names the stage the latest events show: preparing, the lag search, a stiffness scan, then
-    iterations with the loss and ETA, and the iteration counters on the scene's settings follow the progress event."""
+def test_estimate_status_line_follows_the_estimator_stages(empty_scene: bpy.types.Scene, addon: str, tmp_path: Path) -> None:
+    """The status line names the stage of the most recent event the backend wrote: preparing, the lag search, the
+    contact search, a stiffness scan (again after a later search), then iterations with the loss and ETA, and the
+    iteration counters on the scene's settings follow the progress event."""
     bake_session, props, _ = _modules(addon)
+    backend_process = sys.modules[f"{addon}.backend_process"]
     session = bake_session.EstimateSession(empty_scene, sys.executable)
+    events = contract.EventLog(tmp_path / contract.EVENTS_FILE)
+    proc = backend_process.BackendProcess([sys.executable], tmp_path, tmp_path / "log.txt")  # never started: events only
 
-    class Events:  # what BackendProcess keeps: the last event of each kind
-        latest: dict = {}
+    def status_after(*written: tuple[str, float]) -> str:
+        for kind, loss in written:
+            events.emit(kind, loss=loss)
+        proc.read_events()
+        return session.running_status(proc)[1]
 
-    proc = Events()
-    assert session.running_status(proc) == (0.0, "estimate: preparing")
-    proc.latest = {"scan": {"event": "scan", "loss": 0.05}, "lag_scan": {"event": "lag_scan", "loss": 0.031}}
-    assert "aligning the trajectory in time (loss 0.031)" in session.running_status(proc)[1]
-    proc.latest["split_scan"] = {"event": "split_scan", "loss": 0.02}
-    proc.latest["rescan"] = {"event": "rescan", "loss": 0.025}
-    assert "scanning the stiffness (loss 0.02)" in session.running_status(proc)[1]
-    proc.latest["progress"] = {"event": "progress", "iteration": 7, "iterations": 15, "loss": 0.0187, "eta_s": 42.0,
-                               "fraction": 7 / 15}
+    assert status_after() == "estimate: preparing"
+    assert "scanning the stiffness (loss 0.05)" in status_after(("start", 0.0), ("scan", 0.05))
+    assert "aligning the trajectory in time (loss 0.031)" in status_after(("lag_scan", 0.031))
+    assert "fitting the contact region (loss 0.027)" in status_after(("contact_scan", 0.027))
+    assert "scanning the stiffness (loss 0.02)" in status_after(("split_scan", 0.02))
+    assert "aligning the trajectory in time (loss 0.03)" in status_after(("lag_scan", 0.03))
+    assert "scanning the stiffness (loss 0.019)" in status_after(("scan", 0.019))  # a kind seen before, now the latest
+    events.emit("progress", iteration=7, iterations=15, loss=0.0187, eta_s=42.0, fraction=7 / 15)
+    proc.read_events()
     fraction, text = session.running_status(proc)
     assert fraction == pytest.approx(7 / 15) and text == "estimate: iteration 7/15, loss 0.0187, ETA 42 s"
     s = props.scene_settings(empty_scene)

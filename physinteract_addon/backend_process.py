@@ -109,7 +109,7 @@ class BackendProcess(_LoggedProcess):
         self.events_path = Path(events_path) if events_path is not None else self.cache_dir / contract.EVENTS_FILE
         self.log_path = Path(log_path)
         self.progress = Progress(frames_total=frames_total)
-        self.latest: dict[str, dict[str, Any]] = {}  # the last event of each kind
+        self.latest: dict[str, dict[str, Any]] = {}  # the last event of each kind, the most recent kind last
         self._offset = 0
         self._term_time: float | None = None
         self.cancelled = False
@@ -133,6 +133,7 @@ class BackendProcess(_LoggedProcess):
         p = self.progress
         for ev in events:
             kind = ev.get("event")
+            self.latest.pop(str(kind), None)  # re-inserted: the dict's order is the kinds' recency
             self.latest[str(kind)] = ev
             if kind == "frame":
                 p.frames_done += 1

@@ -263,7 +263,15 @@ class BackendSession:
 
 ESTIMATE_SUBDIR = "estimate"  # the estimate cache is <cache folder>/estimate
 # Files an estimate cache holds besides the contract's known cache files (guarded delete of a discarded run).
-ESTIMATE_FILES = ("estimate.json", "estimate_trajectory.npy", "estimate_trajectory_times.npy")
+ESTIMATE_FILES = ("estimate.json", "estimate_trajectory.npy", "estimate_trajectory_times.npy", "estimate_contact.npy")
+
+
+# The estimator's forward-only searches before and between its iterations, as the status line names them.
+ESTIMATE_STAGES = {
+    "scan": "scanning the stiffness", "rescan": "scanning the stiffness", "split_scan": "scanning the stiffness",
+    "region_scan": "scanning the stiffness", "lag_scan": "aligning the trajectory in time",
+    "contact_scan": "fitting the contact region",
+}
 
 
 def estimate_dir(cache_dir: Path) -> Path:
@@ -312,6 +320,7 @@ class EstimateSession(BackendSession):
         self.iterations = int(iterations)
         self.E_median = math.nan
         self.stored_on: list[str] = []  # objects that received the E / nu attributes
+        self.contact_problem = ""  # why the estimated contact set was not stored, if it was not
 
     def result_dir(self, info: scene_to_job.JobInfo) -> Path:
         return estimate_dir(info.cache_dir)
@@ -344,11 +353,9 @@ class EstimateSession(BackendSession):
             return (float(ev.get("fraction", 0.0)),
                     f"estimate: iteration {s.estimate_progress_iteration}/{s.estimate_progress_total}, "
                     f"loss {s.estimate_loss:.4g}, ETA {s.estimate_eta_s:.0f} s")
-        if "lag_scan" in proc.latest and "rescan" not in proc.latest:
-            return 0.0, f"estimate: aligning the trajectory in time (loss {float(proc.latest['lag_scan'].get('loss', 0.0)):.4g})"
-        scan = proc.latest.get("region_scan") or proc.latest.get("split_scan") or proc.latest.get("scan")
-        if scan is not None:
-            return 0.0, f"estimate: scanning the stiffness (loss {float(scan.get('loss', 0.0)):.4g})"
+        for kind in reversed(list(proc.latest)):  # the most recent search the estimator reported
+            if kind in ESTIMATE_STAGES:
+                return 0.0, f"estimate: {ESTIMATE_STAGES[kind]} (loss {float(proc.latest[kind].get('loss', 0.0)):.4g})"
         return 0.0, "estimate: preparing"
 
     def _finish(self, code: int) -> str:
@@ -377,7 +384,7 @@ class EstimateSession(BackendSession):
         self._store(E, nu)
         self.changed_scene = True
         where = f" on {', '.join(repr(n) for n in self.stored_on)}" if self.stored_on else ""
-        summary = f"median E {format_pascals(self.E_median, '.3g')}, nu {settings.estimate_nu_median:.3f}{where}"
+        summary = f"median E {format_pascals(self.E_median, '.3g')}, nu {settings.estimate_nu_median:.3f}{where}{self.contact_problem}"
         if proc.cancelled:
             iteration = settings.estimate_progress_iteration
             return self._end(CANCELLED, f"Cancelled at iteration {iteration}: kept the estimate so far ({summary})")
@@ -395,10 +402,18 @@ class EstimateSession(BackendSession):
         settings.estimate_nu_median = float(np.median(nu))
         settings.estimate_dir = str(self.cache_dir)
         self.stored_on = []
+        self.contact_problem = ""
+        try:
+            contact = contract.read_contact(self.cache_dir, len(E))
+        except contract.ContractError as e:  # the material is still good: keep it, say what was skipped
+            contact = None
+            self.contact_problem = f"; the estimated contact set was not stored: {e}"
         for name in (cache_to_scene.PARTICLES_OBJECT, self.info.target + cache_to_scene.FILL_PREVIEW_SUFFIX):
             obj = bpy.data.objects.get(name)
             if obj is not None and cache_to_scene.store_material(obj, E, nu):
                 self.stored_on.append(name)
+                if contact is not None:
+                    cache_to_scene.store_contact(obj, contact)
 
 
 def run_blocking(session: BackendSession, poll_s: float = 0.05, timeout_s: float | None = None,

@@ -26,6 +26,7 @@ from . import field_display, gaussian_playback, gaussians
 MODIFIER_NAME = "PhysInteract Cache"
 PARTICLES = "particles"
 PARTICLES_OBJECT = "PhysInteract Particles"
+CONTACT_ATTRIBUTE = "contact"  # the estimate's contact set (point domain, boolean)
 E_COLOR_ATTRIBUTE = "E_color"  # log10 E on the field_display ramp (point domain, linear RGBA)
 NU_COLOR_ATTRIBUTE = "nu_color"  # nu over [0, 0.5) on the same ramp
 FILL_PREVIEW_SUFFIX = " Fill Preview"  # the fill preview of object X is "X Fill Preview"
@@ -192,6 +193,20 @@ def store_material(obj: bpy.types.Object, E: np.ndarray, nu: np.ndarray) -> bool
     e_color = mesh.color_attributes.get(E_COLOR_ATTRIBUTE)
     mesh.color_attributes.active_color = e_color
     mesh.color_attributes.render_color_index = mesh.color_attributes.find(E_COLOR_ATTRIBUTE)
+    mesh.update()
+    return True
+
+
+def store_contact(obj: bpy.types.Object, contact: np.ndarray) -> bool:
+    """Mark the estimated contact set on a particle object: boolean point attribute
+    :data:`CONTACT_ATTRIBUTE`, true on the particles ``contact`` [K] (indices in the job's particle
+    order). Returns False (and leaves the object alone) when an index is out of its range."""
+    mesh = obj.data
+    if not isinstance(mesh, bpy.types.Mesh) or (len(contact) and int(np.max(contact)) >= len(mesh.vertices)):
+        return False
+    mask = np.zeros(len(mesh.vertices), bool)
+    mask[np.asarray(contact, np.int64)] = True
+    _point_attribute(mesh, CONTACT_ATTRIBUTE, "BOOLEAN").data.foreach_set("value", mask)
     mesh.update()
     return True
 

@@ -173,16 +173,35 @@ def test_atomic_writes_get_umask_permissions_not_private_ones(tmp_path):
 
 
 def test_clear_cache_removes_the_estimate_files_and_nothing_else(tmp_path):
-    """An estimate cache's own files (material, trajectory, summary, checkpoint) go; a user's file stays."""
+    """An estimate cache's own files (material, trajectory, contact, summary, checkpoint) go; a user's file stays."""
     from physinteract.contract import CacheWriter, PointSetInfo, clear_cache
 
     w = CacheWriter(tmp_path, kind="estimate", fps=24, frame_start=1, frame_end=2, point_sets=[PointSetInfo("particles", 2)])
     w.write_material(np.ones(2), np.full(2, 0.3))
-    for name in ("estimate.json", "estimate_trajectory.npy", "estimate_trajectory_times.npy", "estimate_checkpoint.pt"):
+    for name in ("estimate.json", "estimate_trajectory.npy", "estimate_trajectory_times.npy", "estimate_contact.npy",
+                 "estimate_checkpoint.pt"):
         (tmp_path / name).write_bytes(b"x")
     (tmp_path / "notes.txt").write_text("mine")
     clear_cache(tmp_path)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]
+
+
+def test_read_contact_returns_the_written_indices_and_names_the_file_when_they_do_not_fit(tmp_path):
+    """read_contact: None without the file (an older estimate), the written indices sorted and unique, and a clear
+    error naming estimate_contact.npy for indices beyond the particle count, floats or a pickled object array."""
+    from physinteract.contract import CONTACT_FILE, ContractError, read_contact
+
+    assert read_contact(tmp_path, 5) is None
+    np.save(tmp_path / CONTACT_FILE, np.array([4, 1, 1, 3]))
+    np.testing.assert_array_equal(read_contact(tmp_path, 5), [1, 3, 4])
+    with pytest.raises(ContractError, match=r"estimate_contact.npy.*contact.*\[0, 4\)"):
+        read_contact(tmp_path, 4)
+    np.save(tmp_path / CONTACT_FILE, np.array([0.5, 1.0]))
+    with pytest.raises(ContractError, match="estimate_contact.npy.*float64"):
+        read_contact(tmp_path, 5)
+    np.save(tmp_path / CONTACT_FILE, np.array([{"a": 1}], dtype=object), allow_pickle=True)
+    with pytest.raises(ContractError, match="estimate_contact.npy"):
+        read_contact(tmp_path, 5)
 
 
 def test_read_material_names_the_file_and_field(tmp_path):

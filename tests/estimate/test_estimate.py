@@ -134,16 +134,23 @@ def test_estimation_recovers_E_from_a_guess_5x_off(tiny_job, tmp_path):
     summary = json.loads((cache / "estimate.json").read_text())
     assert summary["mode"] == "joint" and len(summary["history"]) == result.iterations
     assert np.load(cache / "estimate_trajectory.npy").shape == job.trajectory.shape
+    np.testing.assert_array_equal(contract.read_contact(cache, len(job.particles)), np.sort(result.contact))
 
 
 def test_interrupted_estimation_resumes_from_its_checkpoint(tiny_job, tmp_path):
-    """A run stopped after 2 iterations continues at iteration 3 from the checkpoint, with the same history."""
+    """A run stopped after 2 iterations continues at iteration 3 from the checkpoint, with the same history and the
+    contact set the first run's contact search chose (grown back by the one layer the job's set lacks; not searched again)."""
     from physinteract import contract
     from physinteract.estimate.optimize import CHECKPOINT_FILE, EstimateConfig, estimate_job
+    from tests.estimate import tiny_scene
 
-    folder, _ = tiny_job
+    folder, truth = tiny_job
     job = contract.read_job(folder)
-    cfg = EstimateConfig(mode="material_only", iterations=3, scan_decades=0.0, scan_regions=0)
+    grasped = np.flatnonzero(job.particles[:, 0] > tiny_scene.CENTER[0] + 0.06)
+    job.contact = np.flatnonzero(job.particles[:, 0] > tiny_scene.CENTER[0] + 0.065)
+    job.trajectory, job.E = truth["trajectory"], truth["E"].copy()
+    cfg = EstimateConfig(mode="joint", iterations=3, scan_decades=0.0, scan_regions=0, lag_frames=0.0, trajectory_warmup=0.0,
+                         appearance_steps=0)
     cache = tmp_path / "cache"
     seen = []
     first = estimate_job(job, cache, cfg, job_folder=folder, progress=lambda e: seen.append(e),
@@ -157,6 +164,10 @@ def test_interrupted_estimation_resumes_from_its_checkpoint(tiny_job, tmp_path):
     assert second.history[:2] == first.history[:2]
     starts = [e for e in contract.follow_events(cache / contract.EVENTS_FILE)[0] if e["event"] == "start"]
     assert starts[-1]["resumed"] and starts[-1]["start_iteration"] == 2
+    np.testing.assert_array_equal(np.sort(first.contact), grasped)
+    np.testing.assert_array_equal(second.contact, first.contact)
+    kinds = [e["event"] for e in contract.follow_events(cache / contract.EVENTS_FILE)[0]]
+    assert "contact_scan" in kinds and "contact_scan" not in kinds[len(kinds) - kinds[::-1].index("start"):]
 
 
 def test_missing_video_is_a_clear_error(tmp_path):
@@ -267,6 +278,40 @@ def test_lag_scan_undoes_a_tracker_that_reports_the_motion_late(tiny_job):
     np.testing.assert_array_equal(job.trajectory, given)  # the job itself is not changed
     assert torch.equal(est.T0, est.keys.detach())
     assert Estimator(job, EstimateConfig(mode="material_only", appearance_steps=0), folder).lag_scan() == 0.0
+
+
+def test_contact_scan_finds_the_grasped_layers_from_a_set_one_spacing_too_small_or_too_large(tiny_job):
+    """The video's grasp holds the beam's last 2 cm (4 particle layers); given the true E and trajectory but a contact
+    set one layer short (3 layers) or one layer long (5), the contact search grows or shrinks it by one particle
+    spacing to exactly the grasped layers, and the image loss falls. material_only keeps the job's set."""
+    from physinteract import contract
+    from physinteract.estimate.optimize import EstimateConfig, Estimator, contact_sets
+    from tests.estimate import tiny_scene
+
+    folder, truth = tiny_job
+    base = contract.read_job(folder)
+    x = base.particles
+    grasped = np.flatnonzero(x[:, 0] > tiny_scene.CENTER[0] + 0.06)
+    for layers, want in ((-1, 1), (1, -1)):
+        job = contract.read_job(folder)
+        job.contact = np.flatnonzero(x[:, 0] > tiny_scene.CENTER[0] + 0.06 - layers * 0.005)
+        job.trajectory, job.E = truth["trajectory"], truth["E"].copy()
+        est = Estimator(job, EstimateConfig(mode="joint", appearance_steps=0), folder)
+        assert est.particle_spacing == pytest.approx(0.005)
+        assert len(job.contact) == len(grasped) + layers * len(grasped) // 4
+        before = est.forward_loss()
+        assert est.contact_scan() == want
+        np.testing.assert_array_equal(np.sort(est.control.contact), grasped)
+        np.testing.assert_array_equal(est.sim.control.contact, est.control.contact)
+        assert est.forward_loss() < 0.95 * before
+    # the sets themselves: grown by r adds the r next layers; shrunk by r peels r layers off the set's open face
+    sets = contact_sets(x, grasped, 0.005, 2)
+    assert [len(sets[r]) for r in (-2, -1, 0, 1, 2)] == [len(grasped) * k // 4 for k in (2, 3, 4, 5, 6)]
+    assert set(contact_sets(x, grasped[:1], 0.005, 1)) == {0, 1}  # a single particle is never shrunk
+    job = contract.read_job(folder)
+    job.contact = grasped[: len(grasped) // 2]
+    est = Estimator(job, EstimateConfig(mode="material_only", appearance_steps=0), folder)
+    assert est.contact_scan() == 0 and np.array_equal(est.control.contact, job.contact)
 
 
 def test_split_scan_makes_the_stiffer_half_of_a_two_region_beam_stiffer(tmp_path):

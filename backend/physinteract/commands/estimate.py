@@ -52,6 +52,9 @@ def run(args: argparse.Namespace) -> int:
         elif ev["event"] == "lag_scan":
             print(f"\rlag_scan {ev['step']}: T0 shifted {ev['lag_frames']:+.2f} frames, loss {ev['loss']:.4f}   ",
                   end="", file=sys.stderr, flush=True)
+        elif ev["event"] == "contact_scan":
+            print(f"\rcontact_scan {ev['step']}: contact set {ev['spacings']:+d} spacings ({ev['particles']} particles), "
+                  f"loss {ev['loss']:.4f}   ", end="", file=sys.stderr, flush=True)
         elif ev["event"] == "split_scan":
             a, b = ev["log10_factors"]
             print(f"\rsplit_scan: halves x10^({a:+.3f}, {b:+.3f}) loss {ev['loss']:.4f}   ", end="", file=sys.stderr, flush=True)

@@ -53,11 +53,16 @@ def _progress(ev: dict[str, Any]) -> None:
         _say(f"estimate: {kind} {ev.get('step', ev.get('region', ''))} log10 factor {ev['log10_factor']:+.3f} loss {ev['loss']:.4f}")
     elif kind == "lag_scan":
         _say(f"estimate: lag_scan {ev['step']} T0 shifted {ev['lag_frames']:+.2f} frames, loss {ev['loss']:.4f}")
+    elif kind == "contact_scan":
+        _say(f"estimate: contact_scan {ev['step']} contact set {ev['spacings']:+d} spacings ({ev['particles']} particles), "
+             f"loss {ev['loss']:.4f}")
     elif kind == "split_scan":
         a, b = ev["log10_factors"]
         _say(f"estimate: split_scan halves log10 factors ({a:+.3f}, {b:+.3f}) loss {ev['loss']:.4f}")
     elif kind in ("scan_done", "rescan_done"):
         lag = f", T0 shifted {ev['lag_frames']:+.2f} frames" if ev.get("lag_frames") else ""
+        if ev.get("contact_spacings"):
+            lag += f", contact set {ev['contact_spacings']:+d} spacings ({ev['contact_particles']} particles)"
         _say(f"estimate: {kind}, E median {ev['E_median']:.4g} Pa{lag}")
     elif kind == "progress":
         _say(f"estimate: iteration {ev['iteration']}/{ev['iterations']} loss {ev['loss']:.4f} E median {ev['E_median']:.4g} Pa "

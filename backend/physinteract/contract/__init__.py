@@ -15,6 +15,7 @@ from physinteract.contract.cache import (
     CACHE_MANIFEST,
     CACHE_SCHEMA,
     CACHE_VERSION,
+    CONTACT_FILE,
     EVENTS_FILE,
     FRAMES_DIR,
     LOG_FILE,
@@ -29,6 +30,7 @@ from physinteract.contract.cache import (
     frame_stem,
     iter_frames,
     read_cache_manifest,
+    read_contact,
     read_frame,
     read_material,
 )

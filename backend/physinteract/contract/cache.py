@@ -285,6 +285,22 @@ def read_material(folder: str | Path, count: int | None = None) -> tuple[np.ndar
     return E, nu
 
 
+def read_contact(folder: str | Path, count: int) -> np.ndarray | None:
+    """The contact set of an estimate cache (estimate_contact.npy): sorted unique particle indices
+    [K] into the job's ``count`` particles, or None when the cache has none (an older estimate)."""
+    path = Path(folder) / CONTACT_FILE
+    if not path.is_file():
+        return None
+    try:
+        a = np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as e:
+        raise ContractError(path, "contact", "a readable .npy array", str(e)) from None
+    if a.ndim != 1 or not np.issubdtype(a.dtype, np.integer) or (len(a) and (a.min() < 0 or a.max() >= count)):
+        raise ContractError(path, "contact", f"integer particle indices in [0, {count})",
+                            f"shape {list(a.shape)}, dtype {a.dtype}" + (f", range [{a.min()}, {a.max()}]" if a.size else ""))
+    return np.unique(a.astype(np.int64))
+
+
 def _frame_complete(done: Path, verify: bool) -> bool:
     """Whether the marker ``done`` exists and agrees with its .npz (size; SHA-256 with ``verify``)."""
     npz = done.with_suffix(".npz")
@@ -363,9 +379,10 @@ def assemble_pc2(folder: str | Path) -> list[Path]:
     return written
 
 
+CONTACT_FILE = "estimate_contact.npy"
 _KNOWN_CACHE_FILES = re.compile(
     r"^(cache\.json|events\.jsonl|log\.txt|material_(E|nu)\.npy|[A-Za-z0-9_\-]+\.pc2|report\.(json|md)|checkpoint\.npz"
-    r"|estimate\.json|estimate_trajectory(_times)?\.npy|estimate_checkpoint\.pt|\..*\.tmp)$"
+    r"|estimate\.json|estimate_(trajectory|trajectory_times|contact)\.npy|estimate_checkpoint\.pt|\..*\.tmp)$"
 )
 
 

@@ -22,6 +22,7 @@ paper's w/o-JO ablation) and "trajectory_only" (the material stays the job's).
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import io
 import json
@@ -63,14 +64,20 @@ class EstimateConfig:
             factor (+-``refine_decades``) re-centres E on the corrected trajectory, and the region
             scan runs, before both move. An error of T0 (a lag, a drift) otherwise pulls E away
             while the trajectory is still wrong, and E does not come back within tens of iterations.
-        refine_decades: half-width of the fine scans (after the warm-up, and in "material_only"
-            after the coarse scan; in "joint" the post-warm-up scan does the fine search).
+        refine_decades: half-width of the fine scans (after the coarse scan, and after the warm-up).
         lag_frames / lag_step: "joint" and "trajectory_only": after the coarse scan, a forward-only
             search of a time offset tau of T0, T(t) = T0(t + tau), over +-``lag_frames`` frames in
             steps of ``lag_step`` (extended while the best is at an end, up to twice as far,
             parabola-refined); the prior ||T - T0|| is then centred on the shifted T0 (0 = off).
             A tracker reports a motion late (temporal smoothing) or early: an error that is one
             number, which the per-keyframe gradient steps, a few millimetres each, undo only slowly.
+        contact_spacings: "joint" and "trajectory_only", with a contact set driven by the
+            trajectory: after the lag search, a forward-only search of the contact set's extent,
+            the set grown (or shrunk) by whole particle spacings, up to this many either way, the
+            lowest image loss kept (0 = off). A contact region back-projected from a segmentation
+            mask, or drawn by hand, is uncertain by about a particle spacing at its edge, and a
+            grasp that holds more of the object than the set does is otherwise fitted by stiffening
+            the part around it (see ``contact_sets``).
         final_lr_ratio: the cosine schedule ends at this fraction of each learning rate.
         weight_decay: AdamW's decoupled weight decay.
         loss: per-frame image-loss weights (SSIM 0.2 and mask 1.0 by default).
@@ -126,6 +133,7 @@ class EstimateConfig:
     refine_decades: float = 0.25
     lag_frames: float = 2.0
     lag_step: float = 1.0
+    contact_spacings: int = 2
     scan_decades: float = 1.0
     scan_points: int = 9
     scan_max_decades: float = 2.5
@@ -150,6 +158,8 @@ class EstimateConfig:
             raise ValueError(f"EstimateConfig.iterations: expected >= 0, got {self.iterations}")
         if not 0.0 <= self.trajectory_warmup < 1.0:
             raise ValueError(f"EstimateConfig.trajectory_warmup: expected a fraction in [0, 1), got {self.trajectory_warmup}")
+        if self.contact_spacings < 0:
+            raise ValueError(f"EstimateConfig.contact_spacings: expected >= 0, got {self.contact_spacings}")
         if self.frame_stride < 1 or self.scan_points < 1 or self.patience < 1:
             raise ValueError("EstimateConfig: frame_stride, scan_points and patience must be >= 1")
 
@@ -218,6 +228,7 @@ class Estimator:
         self.keys = torch.nn.Parameter(self.T0.clone())
         lo, hi = job.particles.min(0), job.particles.max(0)
         self.size = float(np.linalg.norm(hi - lo))
+        self.particle_spacing = float(np.median(job.volume)) ** (1.0 / 3.0)  # m: the lattice a filling places particles on
         self.key_scale = self.size if job.interaction.drive == "velocity" else max(float(np.abs(self.T0).max()), 1e-6)
         self.neighbours = knn_graph(torch.as_tensor(job.particles), min(cfg.smooth_k, len(job.particles) - 1))
         self.frames = list(range(1, self.num_frames + 1, cfg.frame_stride))
@@ -291,14 +302,14 @@ class Estimator:
 
     # ------------------------------------------------------------------ stages
 
-    def scan(self, emit: Callable[..., None] | None = None, fine: bool = True) -> float:
+    def scan(self, emit: Callable[..., None] | None = None) -> float:
         """Forward-only search of a uniform factor on E; returns the chosen log10 factor.
 
         Samples ``scan_points`` factors over +-``scan_decades``, extends the range by a step while
-        the best sample sits at its end (up to +-``scan_max_decades``), then, with ``fine``,
-        searches again over +-``refine_decades`` around the best at a quarter of the step (``run``
-        leaves that to ``rescan`` when a trajectory warm-up comes first), and refines the best
-        sample with a parabola through it and its neighbours.
+        the best sample sits at its end (up to +-``scan_max_decades``), then searches again over
+        +-``refine_decades`` around the best at a quarter of the step, and refines the best
+        sample with a parabola through it and its neighbours. The lag and contact searches that
+        follow are judged at this E: a coarse one (a third of a decade off) biases both.
         """
         cfg = self.config
         if cfg.scan_decades <= 0 or cfg.scan_points < 2 or cfg.mode == "trajectory_only":
@@ -307,7 +318,7 @@ class Estimator:
         z0 = self.field.z.detach().clone()
         samples: dict[float, float] = {}
         d = self._factor_search(z0, 0.0, cfg.scan_decades, h, samples, emit)
-        if fine and cfg.refine_decades > 0:
+        if cfg.refine_decades > 0:
             d = self._factor_search(z0, d, min(cfg.refine_decades, h), 0.25 * h, samples, emit)
         self._set_factor(z0, d)
         return d
@@ -381,6 +392,36 @@ class Estimator:
             self.keys.copy_(keys)
             self.T0.copy_(keys)
         return tau
+
+    def contact_scan(self, emit: Callable[..., None] | None = None) -> int:
+        """Forward-only search of the contact set's extent (see ``EstimateConfig.contact_spacings``)
+        at the current material and trajectory; sets the contact set to the best. Returns the
+        change in particle spacings (positive: grown)."""
+        cfg = self.config
+        if cfg.contact_spacings <= 0 or cfg.mode == "material_only" or self.control.contact_mode == 0:
+            return 0
+        sets = contact_sets(self.job.particles, self.control.contact, self.particle_spacing, cfg.contact_spacings)
+        samples: dict[float, float] = {}
+
+        def loss(r: float) -> float:
+            c = sets.get(int(round(r)))
+            value = math.inf
+            if c is not None:
+                self._set_contact(c)
+                value = self.forward_loss()
+            if emit is not None:
+                emit("contact_scan", step=len(samples) + 1, spacings=int(round(r)), particles=0 if c is None else len(c), loss=value)
+            return value
+
+        r = int(round(_line_search(loss, 0.0, 1.0, 1.0, float(cfg.contact_spacings), samples)))
+        if not math.isfinite(samples.get(_key(r), math.inf)):
+            r = 0
+        self._set_contact(sets[r])
+        return r
+
+    def _set_contact(self, contact: np.ndarray) -> None:
+        self.control = dataclasses.replace(self.control, contact=np.asarray(contact, np.int64))
+        self.sim.control = dataclasses.replace(self.sim.control, contact=self.control.contact)
 
     def split_scan(self, current: float, emit: Callable[..., None] | None = None) -> tuple[float, float, float]:
         """Forward-only search of a two-halves contrast (see ``EstimateConfig.split_step``) from the
@@ -506,6 +547,7 @@ class Estimator:
                 with torch.no_grad():
                     self.keys.copy_(state["keys"])
                     self.T0.copy_(state["T0"])
+                self._set_contact(state["contact"].numpy())
                 opt.load_state_dict(state["optimizer"])
                 sched.load_state_dict(state["scheduler"])
                 start_it = int(state["iteration"])
@@ -518,15 +560,17 @@ class Estimator:
              resumed=resumed, start_iteration=start_it, appearance=asdict(self.appearance))
         warm = int(cfg.trajectory_warmup * iterations) if cfg.mode == "joint" else 0
         shared_until = warm + int(cfg.global_fraction * (iterations - warm))
-        lag = 0.0
+        lag, grown = 0.0, 0
         if not resumed:
-            d = self.scan(emit, fine=not warm)  # with a warm-up, the rescan after it is the fine search
+            d = self.scan(emit)
             lag = self.lag_scan(emit)
+            grown = self.contact_scan(emit)
             # With a warm-up the regions are searched after it: a region's E must not be bent to
             # make up for an error of T0 (a lag shows as a stiffer or softer part near the grasp).
             factors = self.region_scan(emit) if not warm else []
             if cfg.mode != "trajectory_only" and cfg.scan_decades > 0:
-                emit("scan_done", log10_factor=d, region_factors=factors, E_median=self.E_median(), lag_frames=lag)
+                emit("scan_done", log10_factor=d, region_factors=factors, E_median=self.E_median(), lag_frames=lag,
+                     contact_spacings=grown, contact_particles=len(self.control.contact))
         stopped = False
         stale = 0
         for it in range(start_it, iterations):
@@ -615,7 +659,8 @@ class Estimator:
                          sched: torch.optim.lr_scheduler.LRScheduler, best: dict[str, Any]) -> None:
         state = {
             "fingerprint": self.fingerprint, "iteration": iteration, "field": self.field.state_dict(),
-            "keys": self.keys.detach().clone(), "T0": self.T0.clone(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
+            "keys": self.keys.detach().clone(), "T0": self.T0.clone(),
+            "contact": torch.as_tensor(self.control.contact), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
             "history": json.dumps(self.history), "best_loss": best["loss"], "best_z": best["z"],
             "best_theta": best["theta"], "best_keys": best["keys"], "best_iteration": best["iteration"],
         }
@@ -632,6 +677,37 @@ class Estimator:
         if not isinstance(state, dict) or state.get("fingerprint") != self.fingerprint:
             return None
         return state
+
+
+def contact_sets(particles: np.ndarray, contact: np.ndarray, spacing: float, most: int) -> dict[int, np.ndarray]:
+    """The contact set grown and shrunk by whole particle spacings: r -> particle indices, r in [-most, most].
+
+    Grown by r: the set plus every particle within r spacings of it. Shrunk by r: the set's
+    particles farther than r spacings from every particle outside it (its edge peeled off); a
+    shrink that would leave fewer than a quarter of the set (a thin or surface-only region) is
+    left out. ``particles`` [N, 3] m, ``contact`` [K] indices, ``spacing`` m.
+    """
+    contact = np.unique(np.asarray(contact, np.int64))
+    x = torch.as_tensor(np.asarray(particles, np.float64))
+    inside = np.zeros(len(particles), bool)
+    inside[contact] = True
+    to_set = _nearest_distance(x, x[torch.as_tensor(contact)])  # [N]
+    outside = np.flatnonzero(~inside)
+    to_rest = _nearest_distance(x[torch.as_tensor(contact)], x[torch.as_tensor(outside)]) if len(outside) else np.full(len(contact), np.inf)
+    tol = 1.0 + 1e-6  # lattice neighbours sit at exactly whole spacings
+    sets = {0: contact}
+    for r in range(1, most + 1):
+        sets[r] = np.flatnonzero(to_set <= r * spacing * tol)
+        kept = contact[to_rest > r * spacing * tol]
+        if len(kept) >= max(1, len(contact) // 4):
+            sets[-r] = kept
+    return sets
+
+
+def _nearest_distance(a: torch.Tensor, b: torch.Tensor, chunk_elements: int = 1 << 24) -> np.ndarray:
+    """Distance [len(a)] from each point of ``a`` [N, 3] to its nearest point of ``b`` [K, 3] (K >= 1)."""
+    rows = max(1, chunk_elements // max(len(b), 1))
+    return torch.cat([torch.cdist(a[i : i + rows], b).min(dim=1).values for i in range(0, len(a), rows)]).numpy()
 
 
 def _kmeans(points: np.ndarray, k: int, iterations: int = 20) -> np.ndarray:
@@ -745,5 +821,6 @@ def write_estimate_cache(cache: Path, job: contract.Job, est: Estimator, result:
     writer.write_material(result.E, result.nu)
     contract.atomic_save_npy(cache / "estimate_trajectory.npy", result.trajectory)
     contract.atomic_save_npy(cache / "estimate_trajectory_times.npy", result.trajectory_times)
+    contract.atomic_save_npy(cache / contract.CONTACT_FILE, np.asarray(result.contact, np.int64))
     contract.atomic_write_json(cache / SUMMARY_FILE, {**result.summary(), "history": result.history})
     writer.finish("cancelled" if result.stopped else "complete", "stopped by request" if result.stopped else "")
