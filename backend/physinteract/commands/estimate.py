@@ -13,7 +13,8 @@ DESCRIPTION = (
     "Joint estimation by analysis-by-synthesis: a differentiable MPM simulation of the job's object, rendered "
     "as Gaussians through the job's camera, is fitted to the job's video frames and masks. Writes an "
     "'estimate' cache: the fitted motion, material_E.npy / material_nu.npy, estimate_trajectory.npy, "
-    "estimate.json and events.jsonl. An interrupted run resumes from the cache's checkpoint."
+    "estimate_contact.npy (the particles held in contact), estimate.json and events.jsonl. An interrupted run "
+    "resumes from the cache's checkpoint."
 )
 
 

@@ -64,7 +64,8 @@ class EstimateConfig:
             factor (+-``refine_decades``) re-centres E on the corrected trajectory, and the region
             scan runs, before both move. An error of T0 (a lag, a drift) otherwise pulls E away
             while the trajectory is still wrong, and E does not come back within tens of iterations.
-        refine_decades: half-width of the fine scans (after the coarse scan, and after the warm-up).
+        refine_decades: half-width of the fine scans (after the coarse scan and the lag search, and
+            after the warm-up).
         lag_frames / lag_step: "joint" and "trajectory_only": after the coarse scan, a forward-only
             search of a time offset tau of T0, T(t) = T0(t + tau), over +-``lag_frames`` frames in
             steps of ``lag_step`` (extended while the best is at an end, up to twice as far,
@@ -302,14 +303,15 @@ class Estimator:
 
     # ------------------------------------------------------------------ stages
 
-    def scan(self, emit: Callable[..., None] | None = None) -> float:
+    def scan(self, emit: Callable[..., None] | None = None, fine: bool = True) -> float:
         """Forward-only search of a uniform factor on E; returns the chosen log10 factor.
 
         Samples ``scan_points`` factors over +-``scan_decades``, extends the range by a step while
-        the best sample sits at its end (up to +-``scan_max_decades``), then searches again over
-        +-``refine_decades`` around the best at a quarter of the step, and refines the best
-        sample with a parabola through it and its neighbours. The lag and contact searches that
-        follow are judged at this E: a coarse one (a third of a decade off) biases both.
+        the best sample sits at its end (up to +-``scan_max_decades``), then, with ``fine``,
+        searches again over +-``refine_decades`` around the best at a quarter of the step, and
+        refines the best sample with a parabola through it and its neighbours. (``run`` leaves the
+        fine search to ``rescan`` after the lag search: a lag of T0 biases E by more than the fine
+        step, and a coarse E biases the lag by less than a frame.)
         """
         cfg = self.config
         if cfg.scan_decades <= 0 or cfg.scan_points < 2 or cfg.mode == "trajectory_only":
@@ -318,14 +320,15 @@ class Estimator:
         z0 = self.field.z.detach().clone()
         samples: dict[float, float] = {}
         d = self._factor_search(z0, 0.0, cfg.scan_decades, h, samples, emit)
-        if cfg.refine_decades > 0:
+        if fine and cfg.refine_decades > 0:
             d = self._factor_search(z0, d, min(cfg.refine_decades, h), 0.25 * h, samples, emit)
         self._set_factor(z0, d)
         return d
 
     def rescan(self, emit: Callable[..., None] | None = None) -> float:
-        """Fine forward-only search of a uniform factor on the current field (after the trajectory
-        warm-up): +-``refine_decades`` in steps of a quarter of it. Returns the log10 factor applied."""
+        """Fine forward-only search of a uniform factor on the current field (after the lag search,
+        and after the trajectory warm-up): +-``refine_decades`` in steps of a quarter of it. Returns
+        the log10 factor applied."""
         cfg = self.config
         if cfg.refine_decades <= 0 or cfg.mode == "trajectory_only":
             return 0.0
@@ -562,8 +565,10 @@ class Estimator:
         shared_until = warm + int(cfg.global_fraction * (iterations - warm))
         lag, grown = 0.0, 0
         if not resumed:
-            d = self.scan(emit)
+            # coordinate search: E coarsely, the lag at that E, E finely on the shifted T0, then the contact set
+            d = self.scan(emit, fine=False)
             lag = self.lag_scan(emit)
+            d += self.rescan(emit) if cfg.scan_decades > 0 else 0.0
             grown = self.contact_scan(emit)
             # With a warm-up the regions are searched after it: a region's E must not be bent to
             # make up for an error of T0 (a lag shows as a stiffer or softer part near the grasp).
