@@ -62,6 +62,7 @@ def test_estimate_stores_the_known_field_as_point_attributes(empty_scene: bpy.ty
         np.testing.assert_array_equal(got, want_contact)
     assert s.estimate_E_median == pytest.approx(2.5 * E0, rel=1e-6)
     assert s.estimate_nu_median == pytest.approx(0.25, rel=1e-6)
+    assert s.estimate_contact_count == want_contact.sum()
     assert Path(s.estimate_dir) == cache / "estimate"
     np.testing.assert_allclose(contract.read_material(cache / "estimate", len(job.E))[0], want_E)
     assert contract.read_cache_manifest(cache / "estimate")["status"] == "complete"
@@ -126,7 +127,7 @@ def test_failing_estimate_leaves_scene_and_previous_estimate_unchanged(empty_sce
         return {
             "objects": sorted(o.name for o in bpy.data.objects),
             "E": _attr(preview, "E").tolist(), "nu": _attr(preview, "nu").tolist(),
-            "median": (s.estimate_E_median, s.estimate_nu_median, s.estimate_dir),
+            "median": (s.estimate_E_median, s.estimate_nu_median, s.estimate_contact_count, s.estimate_dir),
             "files": sorted((p.relative_to(est).as_posix(), p.read_bytes()) for p in est.rglob("*") if p.is_file()),
         }
 

@@ -250,7 +250,7 @@ def test_panel_shows_gaussian_count_and_display_size(empty_scene: bpy.types.Scen
     write_gaussian_ply(path, _cloud(6))
     props.scene_settings(empty_scene).target = _import(path)
     log = _draw("PHYSINTERACT_PT_object")
-    assert "prop:gaussian_display_size" in log and "label" in log
+    assert "prop:gaussian_display_size" in log and f"label:{N} Gaussians" in log
 
 
 def test_menu_entries_come_and_go_with_the_addon(addon: str) -> None:

@@ -38,7 +38,7 @@ class RecordingLayout:
         self.log.append(f"operator:{idname}")
 
     def label(self, **kwargs: Any) -> None:
-        self.log.append("label")
+        self.log.append(f"label:{kwargs.get('text', '')}")
 
     def progress(self, **kwargs: Any) -> None:
         self.log.append("progress")
@@ -81,6 +81,12 @@ def test_panels_in_workflow_order_draw_existing_properties_and_operators(empty_s
     assert {"operator:physinteract.bake", "operator:physinteract.cancel", "progress"} <= set(logs["PHYSINTERACT_PT_bake"])
     assert "prop:frame_start" in logs["PHYSINTERACT_PT_video"]
     s.is_running = False
+    # the estimate's result: median E and nu, and the contact set's size only when the estimate has one
+    s.estimate_E_median, s.estimate_nu_median = 2.0e4, 0.3
+    assert "label:In contact: 12 particles (attribute 'contact')" not in _draw("PHYSINTERACT_PT_estimate")
+    s.estimate_contact_count = 12
+    drawn = _draw("PHYSINTERACT_PT_estimate")
+    assert "label:Median E 2e+04 Pa, nu 0.300" in drawn and "label:In contact: 12 particles (attribute 'contact')" in drawn
 
 
 @pytest.mark.parametrize("preset", ["RUBBER", "JELLY", "ROPE", "FOAM"])

@@ -263,7 +263,7 @@ class BackendSession:
 
 ESTIMATE_SUBDIR = "estimate"  # the estimate cache is <cache folder>/estimate
 # Files an estimate cache holds besides the contract's known cache files (guarded delete of a discarded run).
-ESTIMATE_FILES = ("estimate.json", "estimate_trajectory.npy", "estimate_trajectory_times.npy", "estimate_contact.npy")
+ESTIMATE_FILES = ("estimate.json", "estimate_trajectory.npy", "estimate_trajectory_times.npy", contract.CONTACT_FILE)
 
 
 # The estimator's forward-only searches before and between its iterations, as the status line names them.
@@ -408,6 +408,7 @@ class EstimateSession(BackendSession):
         except contract.ContractError as e:  # the material is still good: keep it, say what was skipped
             contact = None
             self.contact_problem = f"; the estimated contact set was not stored: {e}"
+        settings.estimate_contact_count = -1 if contact is None else len(contact)
         for name in (cache_to_scene.PARTICLES_OBJECT, self.info.target + cache_to_scene.FILL_PREVIEW_SUFFIX):
             obj = bpy.data.objects.get(name)
             if obj is not None and cache_to_scene.store_material(obj, E, nu):

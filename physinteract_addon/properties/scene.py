@@ -99,6 +99,10 @@ class PhysInteractSceneSettings(bpy.types.PropertyGroup):
         name="Median E (Pa)", description="Median Young's modulus of the last estimate (Pa; 0: none yet)", default=0.0,
     )
     estimate_nu_median: FloatProperty(name="Median nu", description="Median Poisson's ratio of the last estimate", default=0.0)  # type: ignore[valid-type]
+    estimate_contact_count: IntProperty(  # type: ignore[valid-type]
+        name="Contact particles", description="Particles the last estimate holds in contact (point attribute 'contact'; "
+        "-1: the estimate has no contact set)", default=-1,
+    )
     estimate_E_min: FloatProperty(name="Min E (Pa)", description="Smallest Young's modulus of the last estimate (Pa)", default=0.0)  # type: ignore[valid-type]
     estimate_E_max: FloatProperty(name="Max E (Pa)", description="Largest Young's modulus of the last estimate (Pa)", default=0.0)  # type: ignore[valid-type]
     # The legend's colours (the E_color attribute's ramp at min, median, max E; linear RGB)

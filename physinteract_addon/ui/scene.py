@@ -52,6 +52,8 @@ class PHYSINTERACT_PT_estimate(SidebarPanel):
                               f"loss {s.estimate_loss:.4g}, ETA {s.estimate_eta_s:.0f} s")
         if s.estimate_E_median > 0.0:
             layout.label(text=f"Median E {s.estimate_E_median:.4g} Pa, nu {s.estimate_nu_median:.3f}", icon="MOD_PHYSICS")
+            if s.estimate_contact_count >= 0:
+                layout.label(text=f"In contact: {s.estimate_contact_count} particles (attribute 'contact')", icon="PIVOT_CURSOR")
 
 
 class PHYSINTERACT_PT_bake(SidebarPanel):
