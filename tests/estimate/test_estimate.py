@@ -280,10 +280,12 @@ def test_lag_scan_undoes_a_tracker_that_reports_the_motion_late(tiny_job):
     assert Estimator(job, EstimateConfig(mode="material_only", appearance_steps=0), folder).lag_scan() == 0.0
 
 
-def test_contact_scan_finds_the_grasped_layers_from_a_set_one_spacing_too_small_or_too_large(tiny_job):
-    """The video's grasp holds the beam's last 2 cm (4 particle layers); given the true E and trajectory but a contact
-    set one layer short (3 layers) or one layer long (5), the contact search grows or shrinks it by one particle
-    spacing to exactly the grasped layers, and the image loss falls. material_only keeps the job's set."""
+def test_contact_scan_moves_a_contact_set_one_layer_short_or_two_layers_long_to_the_grasped_layers(tiny_job):
+    """The video's grasp holds the beam's last 2 cm (4 particle layers; a 1.5x finer simulation made it). Given the
+    true trajectory and E but a contact set one layer short (3 layers) or two layers long (6), the search of the
+    contact extent (each candidate at its own best uniform E) ends at the grasped 4 layers or one more (the coarse
+    model's grasp is that much weaker), with E within 20 % of the truth and a lower image loss. material_only keeps
+    the job's set."""
     from physinteract import contract
     from physinteract.estimate.optimize import EstimateConfig, Estimator, contact_sets
     from tests.estimate import tiny_scene
@@ -292,16 +294,20 @@ def test_contact_scan_finds_the_grasped_layers_from_a_set_one_spacing_too_small_
     base = contract.read_job(folder)
     x = base.particles
     grasped = np.flatnonzero(x[:, 0] > tiny_scene.CENTER[0] + 0.06)
-    for layers, want in ((-1, 1), (1, -1)):
+    layer = len(grasped) // 4
+    for layers in (-1, 2):
         job = contract.read_job(folder)
         job.contact = np.flatnonzero(x[:, 0] > tiny_scene.CENTER[0] + 0.06 - layers * 0.005)
         job.trajectory, job.E = truth["trajectory"], truth["E"].copy()
         est = Estimator(job, EstimateConfig(mode="joint", appearance_steps=0), folder)
         assert est.particle_spacing == pytest.approx(0.005)
-        assert len(job.contact) == len(grasped) + layers * len(grasped) // 4
+        assert len(job.contact) == len(grasped) + layers * layer
         before = est.forward_loss()
-        assert est.contact_scan() == want
-        np.testing.assert_array_equal(np.sort(est.control.contact), grasped)
+        spacings, factor = est.contact_scan()
+        found = np.sort(est.control.contact)
+        assert len(found) in (len(grasped), len(grasped) + layer), (layers, spacings, len(found))
+        assert np.all(np.isin(grasped, found)) and np.all(x[found, 0] > tiny_scene.CENTER[0] + 0.06 - 0.0075)
+        assert abs(factor) <= np.log10(1.2) and est.E_median() == pytest.approx(np.median(truth["E"]) * 10**factor, rel=1e-3)
         np.testing.assert_array_equal(est.sim.control.contact, est.control.contact)
         assert est.forward_loss() < 0.95 * before
     # the sets themselves: grown by r adds the r next layers; shrunk by r peels r layers off the set's open face
@@ -311,7 +317,7 @@ def test_contact_scan_finds_the_grasped_layers_from_a_set_one_spacing_too_small_
     job = contract.read_job(folder)
     job.contact = grasped[: len(grasped) // 2]
     est = Estimator(job, EstimateConfig(mode="material_only", appearance_steps=0), folder)
-    assert est.contact_scan() == 0 and np.array_equal(est.control.contact, job.contact)
+    assert est.contact_scan() == (0, 0.0) and np.array_equal(est.control.contact, job.contact)
 
 
 def test_split_scan_makes_the_stiffer_half_of_a_two_region_beam_stiffer(tmp_path):

@@ -74,8 +74,8 @@ class EstimateConfig:
             number, which the per-keyframe gradient steps, a few millimetres each, undo only slowly.
         contact_spacings: "joint" and "trajectory_only", with a contact set driven by the
             trajectory: after the lag search, a forward-only search of the contact set's extent,
-            the set grown (or shrunk) by whole particle spacings, up to this many either way, the
-            lowest image loss kept (0 = off). A contact region back-projected from a segmentation
+            the set grown (or shrunk) by whole particle spacings, up to this many either way, each
+            at its own best uniform factor on E, the lowest image loss kept (0 = off). A contact region back-projected from a segmentation
             mask, or drawn by hand, is uncertain by about a particle spacing at its edge, and a
             grasp that holds more of the object than the set does is otherwise fitted by stiffening
             the part around it (see ``contact_sets``).
@@ -396,31 +396,48 @@ class Estimator:
             self.T0.copy_(keys)
         return tau
 
-    def contact_scan(self, emit: Callable[..., None] | None = None) -> int:
+    def contact_scan(self, emit: Callable[..., None] | None = None) -> tuple[int, float]:
         """Forward-only search of the contact set's extent (see ``EstimateConfig.contact_spacings``)
-        at the current material and trajectory; sets the contact set to the best. Returns the
-        change in particle spacings (positive: grown)."""
+        together with a uniform factor on E, at the current trajectory.
+
+        A grasp that holds more of the object and a softer object look alike (the free part is
+        shorter), so each candidate set is judged at its own best E: a line search of the factor
+        in steps of a quarter of ``refine_decades`` around the current E (extended while the best
+        is at an end). Sets the contact set and E of the best pair; returns the change in particle
+        spacings (positive: grown) and the log10 factor applied to E."""
         cfg = self.config
         if cfg.contact_spacings <= 0 or cfg.mode == "material_only" or self.control.contact_mode == 0:
-            return 0
+            return 0, 0.0
         sets = contact_sets(self.job.particles, self.control.contact, self.particle_spacing, cfg.contact_spacings)
+        z0 = self.field.z.detach().clone()
+        step = 0.25 * cfg.refine_decades if cfg.mode != "trajectory_only" and cfg.scan_decades > 0 else 0.0
         samples: dict[float, float] = {}
+        factor: dict[int, float] = {}  # spacings -> the log10 factor of E it was judged at
 
         def loss(r: float) -> float:
-            c = sets.get(int(round(r)))
-            value = math.inf
+            k = int(round(r))
+            c = sets.get(k)
+            value, factor[k] = math.inf, 0.0
             if c is not None:
                 self._set_contact(c)
-                value = self.forward_loss()
+                if step > 0:  # the best sample (no parabola: its loss would cost another rollout)
+                    at: dict[float, float] = {}
+                    self._factor_search(z0, 0.0, step, step, at, None)
+                    factor[k] = min(at, key=lambda d: at[d])
+                    value = at[factor[k]]
+                else:
+                    value = self.forward_loss()
             if emit is not None:
-                emit("contact_scan", step=len(samples) + 1, spacings=int(round(r)), particles=0 if c is None else len(c), loss=value)
+                emit("contact_scan", step=len(samples) + 1, spacings=k, particles=0 if c is None else len(c), loss=value,
+                     log10_factor=round(factor[k], 4))
             return value
 
         r = int(round(_line_search(loss, 0.0, 1.0, 1.0, float(cfg.contact_spacings), samples)))
         if not math.isfinite(samples.get(_key(r), math.inf)):
             r = 0
         self._set_contact(sets[r])
-        return r
+        self._set_factor(z0, factor.get(r, 0.0))
+        return r, factor.get(r, 0.0)
 
     def _set_contact(self, contact: np.ndarray) -> None:
         self.control = dataclasses.replace(self.control, contact=np.asarray(contact, np.int64))
@@ -569,7 +586,8 @@ class Estimator:
             d = self.scan(emit, fine=False)
             lag = self.lag_scan(emit)
             d += self.rescan(emit) if cfg.scan_decades > 0 else 0.0
-            grown = self.contact_scan(emit)
+            grown, d_contact = self.contact_scan(emit)
+            d += d_contact
             # With a warm-up the regions are searched after it: a region's E must not be bent to
             # make up for an error of T0 (a lag shows as a stiffer or softer part near the grasp).
             factors = self.region_scan(emit) if not warm else []
