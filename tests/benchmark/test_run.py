@@ -36,20 +36,6 @@ def test_material_accuracy_counts_particles_within_20_percent():
         R.material_accuracy(gt[:3], gt)
 
 
-def test_novel_error_grasps_the_contact_set_it_is_given(quick_scenes: dict[str, Path]):
-    """The novel interaction is re-simulated with the grasp holding the given contact set: the job's set by default,
-    the same number when that set is passed, a different one for a set grown by the particles next to it."""
-    folder = quick_scenes["hemp_rope"]
-    job, gt = contract.read_job(folder), S.load_gt(folder)
-    default = R.novel_error(job, gt, gt["E"], gt["nu"])
-    assert R.novel_error(job, gt, gt["E"], gt["nu"], job.contact) == pytest.approx(default, rel=1e-9)
-    x = job.particles
-    d = np.linalg.norm(x[:, None, :] - x[job.contact][None], axis=-1).min(1)
-    grown = np.flatnonzero(d <= 1.01 * np.median(job.volume) ** (1 / 3))
-    assert len(grown) > len(job.contact)
-    assert abs(R.novel_error(job, gt, gt["E"], gt["nu"], grown) - default) > 1e-4
-
-
 def test_runner_scores_true_field_1_and_2x_field_0_and_writes_reports(quick_scenes: dict[str, Path], tmp_path: Path):
     out = tmp_path / "bench"
     shutil.copytree(quick_scenes["hemp_rope"], out / "scenes" / "hemp_rope")  # the cache is reused, not rebuilt

@@ -6,10 +6,8 @@ For each scene (built once and cached under ``OUT/scenes``) and each mode ('join
 - Material Accuracy: share of particles with |E_pred - E_gt| / E_gt <= 0.2;
 - PSNR / SSIM of the final fit on the input frames (as the estimator reports them);
 - novel error: the novel interaction re-simulated with the estimated field at the estimator's
-  resolution, the grasp holding the estimate's own contact set (the field was fitted with it; the
-  job's set for material_only, which keeps it), the Gaussians carried by the particles, mean
-  |x - x_gt| over Gaussians and frames divided by the object's bounding-box diagonal (x_gt from
-  the finer ground-truth simulation);
+  resolution, the Gaussians carried by the particles, mean |x - x_gt| over Gaussians and frames
+  divided by the object's bounding-box diagonal (x_gt from the finer ground-truth simulation);
 - seconds and seconds per iteration.
 
 Writes ``OUT/report.json``, ``OUT/report.md`` and plots (loss curves, E relative-error maps) under ``OUT/plots``.
@@ -75,14 +73,12 @@ def material_accuracy(E_pred: np.ndarray, E_gt: np.ndarray, tolerance: float = M
     return float(np.mean(np.abs(E_pred - E_gt) / E_gt <= tolerance + 1e-12))
 
 
-def novel_error(job: contract.Job, gt: dict[str, np.ndarray], E: np.ndarray, nu: np.ndarray,
-                contact: np.ndarray | None = None) -> float:
+def novel_error(job: contract.Job, gt: dict[str, np.ndarray], E: np.ndarray, nu: np.ndarray) -> float:
     """Mean Gaussian-centre error of the novel interaction re-simulated with (E, nu), relative to the object size.
 
     The estimator's particles are simulated with the job's solver settings (CPU) along gt's novel
-    trajectory, the grasp holding ``contact`` [K] (particle indices; default the job's contact set);
-    the Gaussians are carried by the particles (as in the video) and compared with the GT centres at
-    frames 1..F.
+    trajectory; the Gaussians are carried by the particles (as in the video) and compared with the GT
+    centres at frames 1..F.
     """
     from physinteract.mpm.model import config_from_settings, control_from_job, make_model
 
@@ -90,8 +86,6 @@ def novel_error(job: contract.Job, gt: dict[str, np.ndarray], E: np.ndarray, nu:
     cfg.arch = "cpu"
     model = make_model(job.particles, job.volume, job.density, E, nu, cfg)
     base = control_from_job(job)
-    if contact is not None:
-        base = dataclasses.replace(base, contact=np.asarray(contact, np.int64))
     control = dataclasses.replace(base, times=gt["novel_trajectory_times"], values=gt["novel_trajectory"])
     xs, Fs, _ = S.simulate(model, control, 1.0 / job.fps, job.frame_end - job.frame_start)
     centres, _ = S.carry(job.point_sets[0].rest_positions, job.particles, xs, Fs)
@@ -210,7 +204,7 @@ def run_benchmark(config: RunConfig, estimate: EstimateFn | None = None, log: Ca
                 "material_accuracy": material_accuracy(E, gt["E"]),
                 "psnr": float(res.psnr),
                 "ssim": float(res.ssim),
-                "novel_error": novel_error(job, gt, E, nu, getattr(res, "contact", None)),
+                "novel_error": novel_error(job, gt, E, nu),
                 "seconds": float(getattr(res, "seconds", wall)),
                 "seconds_per_iteration": float(res.seconds_per_iteration),
                 "iterations": int(res.iterations),
@@ -251,9 +245,8 @@ def report_markdown(report: dict[str, Any]) -> str:
     head = ["scene"] + [f"{label} ({m})" for m in modes for _, label in cols] + ["novel err (GT field)"]
     lines = ["# PhysInteract benchmark", "",
              "MA: share of particles with |E_pred - E_gt| / E_gt <= 0.2. Novel error: mean Gaussian position error "
-             "of the re-simulated novel interaction / object size, the grasp holding the estimate's contact set; the last "
-             "column is the same with the true E field and the job's contact set at the estimator's resolution (the "
-             "discretisation floor).", "",
+             "of the re-simulated novel interaction / object size; the last column is the same with the true E field "
+             "at the estimator's resolution (the discretisation floor).", "",
              "| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
     for name, e in report["scenes"].items():
         row = [name] + [_fmt(e[m][k], k) for m in modes for k, _ in cols] + [_fmt(e["novel_error_gt_field"], "novel_error")]
