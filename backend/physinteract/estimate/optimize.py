@@ -75,8 +75,8 @@ class EstimateConfig:
         contact_spacings: "joint" and "trajectory_only", with a contact set driven by the
             trajectory: after the lag search, a forward-only search of the contact set's extent,
             the set grown (or shrunk) by whole particle spacings, up to this many either way, each
-            at its own best uniform factor on E, the lowest image loss kept (0 = off). A contact region back-projected from a segmentation
-            mask, or drawn by hand, is uncertain by about a particle spacing at its edge, and a
+            at its own best uniform factor on E, the lowest image loss kept (0 = off). A contact
+            region back-projected from a segmentation mask, or drawn by hand, is uncertain by about a particle spacing at its edge, and a
             grasp that holds more of the object than the set does is otherwise fitted by stiffening
             the part around it (see ``contact_sets``).
         final_lr_ratio: the cosine schedule ends at this fraction of each learning rate.
@@ -710,13 +710,13 @@ def contact_sets(particles: np.ndarray, contact: np.ndarray, spacing: float, mos
     shrink that would leave fewer than a quarter of the set (a thin or surface-only region) is
     left out. ``particles`` [N, 3] m, ``contact`` [K] indices, ``spacing`` m.
     """
+    from physinteract.geometry.neighbors import knn
+
     contact = np.unique(np.asarray(contact, np.int64))
-    x = torch.as_tensor(np.asarray(particles, np.float64))
-    inside = np.zeros(len(particles), bool)
-    inside[contact] = True
-    to_set = _nearest_distance(x, x[torch.as_tensor(contact)])  # [N]
-    outside = np.flatnonzero(~inside)
-    to_rest = _nearest_distance(x[torch.as_tensor(contact)], x[torch.as_tensor(outside)]) if len(outside) else np.full(len(contact), np.inf)
+    x = np.asarray(particles, np.float64)
+    outside = np.setdiff1d(np.arange(len(x)), contact)
+    to_set = knn(x, x[contact], 1)[0][:, 0]  # [N] distance to the nearest particle of the set
+    to_rest = knn(x[contact], x[outside], 1)[0][:, 0] if len(outside) else np.full(len(contact), np.inf)
     tol = 1.0 + 1e-6  # lattice neighbours sit at exactly whole spacings
     sets = {0: contact}
     for r in range(1, most + 1):
@@ -725,12 +725,6 @@ def contact_sets(particles: np.ndarray, contact: np.ndarray, spacing: float, mos
         if len(kept) >= max(1, len(contact) // 4):
             sets[-r] = kept
     return sets
-
-
-def _nearest_distance(a: torch.Tensor, b: torch.Tensor, chunk_elements: int = 1 << 24) -> np.ndarray:
-    """Distance [len(a)] from each point of ``a`` [N, 3] to its nearest point of ``b`` [K, 3] (K >= 1)."""
-    rows = max(1, chunk_elements // max(len(b), 1))
-    return torch.cat([torch.cdist(a[i : i + rows], b).min(dim=1).values for i in range(0, len(a), rows)]).numpy()
 
 
 def _kmeans(points: np.ndarray, k: int, iterations: int = 20) -> np.ndarray:
