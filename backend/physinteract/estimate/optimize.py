@@ -38,6 +38,7 @@ import numpy as np
 import torch
 
 from physinteract import contract
+from physinteract.estimate.adam import VectorAdamW
 from physinteract.estimate.field import FieldConfig, MaterialField
 from physinteract.estimate.losses import FrameLossWeights, knn_graph, psnr_np, smoothness_loss, ssim_np
 from physinteract.estimate.scene import observed_frame_loss
@@ -79,10 +80,20 @@ class EstimateConfig:
             region back-projected from a segmentation mask, or drawn by hand, is uncertain by about a particle spacing at its edge, and a
             grasp that holds more of the object than the set does is otherwise fitted by stiffening
             the part around it (see ``contact_sets``).
+        contact_gain: a contact set other than the job's is kept only when it lowers the image loss
+            by this fraction (at their own best E each). A stiffer part next to the grasp looks
+            like a grasp one spacing wider; the job's set (segmented or drawn) is the prior, and a
+            gain within what the discretisation alone produces does not overturn it.
+        vector_trajectory: the keyframes' optimiser normalises each keyframe's step as a vector
+            (``adam.VectorAdamW``), not each coordinate's: plain Adam moves a keyframe as far along
+            the camera's depth, which the video hardly constrains, as across the image.
         final_lr_ratio: the cosine schedule ends at this fraction of each learning rate.
         weight_decay: AdamW's decoupled weight decay.
         loss: per-frame image-loss weights (SSIM 0.2 and mask 1.0 by default).
         w_smooth: weight of the material-field smoothness (log E over a kNN graph of particles).
+            Small beside the image loss: at 0.5 the penalty of a true two-region field (tow_rope,
+            12 and 36 kPa) outweighed its image-loss gain over a uniform one, so the optimum of the
+            regularised loss was the uniform field.
         smooth_edge: Charbonnier scale of the smoothness penalty in log E (0 = quadratic): flat
             fields stay flat, region boundaries cost a bounded amount.
         global_fraction: the first fraction of the iterations moves one value of E shared by all
@@ -99,8 +110,10 @@ class EstimateConfig:
             coarse regions, each trying E x 10^(+-region_step) (see ``region_scan``; 0 regions: off).
         region_gain: a region's change is kept only when it lowers the image loss by this fraction;
             below it the difference is within what a discretisation mismatch alone produces.
-        split_step: before the coordinate search, the control points' two k-means halves try
-            E x 10^(a, b) together for a != b in {-split_step, 0, +split_step} (decades; 0 = off).
+        split_step / split_max_decades: before the coordinate search, a line search of the contrast
+            between the control points' two k-means halves, in steps of ``split_step`` decades up
+            to ``split_max_decades`` either way, each contrast at its own best level (see
+            ``split_scan``; 0 = off).
             A contrast between two halves is not found one half at a time: softening the still
             half of a rope lying on the ground alone fits worse, and so does stiffening the
             lifted half alone, while both together fit far better.
@@ -122,10 +135,11 @@ class EstimateConfig:
     lr_material: float = 0.12
     lr_nu: float = 0.05
     lr_trajectory: float = 0.003
+    vector_trajectory: bool = True
     final_lr_ratio: float = 0.1
     weight_decay: float = 0.0
     loss: FrameLossWeights = field(default_factory=FrameLossWeights)
-    w_smooth: float = 0.5
+    w_smooth: float = 0.05
     smooth_edge: float = 0.05
     w_traj: float = 1.0
     smooth_k: int = 8
@@ -135,6 +149,7 @@ class EstimateConfig:
     lag_frames: float = 2.0
     lag_step: float = 1.0
     contact_spacings: int = 2
+    contact_gain: float = 0.1
     scan_decades: float = 1.0
     scan_points: int = 9
     scan_max_decades: float = 2.5
@@ -142,7 +157,8 @@ class EstimateConfig:
     region_step: float = 0.5
     region_passes: int = 1
     region_gain: float = 0.1
-    split_step: float = 0.25
+    split_step: float = 0.125
+    split_max_decades: float = 1.0
     appearance_steps: int = 100
     patience: int = 6
     tolerance: float = 2e-3
@@ -433,7 +449,7 @@ class Estimator:
             return value
 
         r = int(round(_line_search(loss, 0.0, 1.0, 1.0, float(cfg.contact_spacings), samples)))
-        if not math.isfinite(samples.get(_key(r), math.inf)):
+        if not samples.get(_key(r), math.inf) < samples[_key(0.0)] * (1.0 - cfg.contact_gain):
             r = 0
         self._set_contact(sets[r])
         self._set_factor(z0, factor.get(r, 0.0))
@@ -444,34 +460,47 @@ class Estimator:
         self.sim.control = dataclasses.replace(self.sim.control, contact=self.control.contact)
 
     def split_scan(self, current: float, emit: Callable[..., None] | None = None) -> tuple[float, float, float]:
-        """Forward-only search of a two-halves contrast (see ``EstimateConfig.split_step``) from the
-        current field, whose image loss is ``current``. Returns the log10 factors (a, b) kept for the
-        two halves ((0, 0) when none lowers the loss by ``region_gain``) and the loss of the field left."""
+        """Forward-only search of a contrast between the control points' two k-means halves (see
+        ``EstimateConfig.split_step``) from the current field, whose image loss is ``current``.
+
+        The contrast c (log10 of the ratio between the halves, either sign) is line-searched in
+        steps of ``split_step``, up to ``split_max_decades``; each c is judged at its own best
+        level (E x 10^(l + c/2) on one half and 10^(l - c/2) on the other, l line-searched in steps
+        of a quarter of ``refine_decades``): the best uniform E is a compromise between the halves,
+        so a contrast about it alone fits worse than the same contrast about its own level.
+        Returns the log10 factors (a, b) kept for the two halves and the loss of the field left;
+        a contrast is kept only when it lowers the image loss by ``region_gain`` below the best
+        uniform level (which is kept otherwise)."""
         cfg = self.config
         s = cfg.split_step
         if s <= 0 or self.field.num_controls < 2 or cfg.mode == "trajectory_only":
             return 0.0, 0.0, current
         half = torch.as_tensor(_kmeans(self.job.particles[self.field.control], 2) == 1)
         z0 = self.field.z.detach().clone()
+        level_step = 0.25 * cfg.refine_decades if cfg.refine_decades > 0 else 0.5 * s
+        pair: dict[float, tuple[float, float]] = {}
+        samples: dict[float, float] = {}
 
-        def factors(a: float, b: float) -> torch.Tensor:
-            return torch.where(half, b, a).to(z0.dtype)
+        def at(a: float, b: float) -> float:
+            self._set_factor(z0, torch.where(half, b, a).to(z0.dtype))
+            return self.forward_loss() if (a, b) != (0.0, 0.0) else current
 
-        best = (0.0, 0.0, current)
-        for a in (-s, 0.0, s):
-            for b in (-s, 0.0, s):
-                if a == b:  # a uniform change: the scans' job
-                    continue
-                self._set_factor(z0, factors(a, b))
-                trial = self.forward_loss()
-                if emit is not None:
-                    emit("split_scan", log10_factors=[a, b], loss=trial, best=best[2])
-                if trial < best[2]:
-                    best = (a, b, trial)
-        if best[2] >= current * (1.0 - cfg.region_gain):
-            best = (0.0, 0.0, current)
-        self._set_factor(z0, factors(best[0], best[1]))
-        return best
+        def loss(c: float) -> float:
+            levels: dict[float, float] = {}
+            _line_search(lambda l: at(l + 0.5 * c, l - 0.5 * c), 0.0, level_step, level_step, cfg.scan_max_decades, levels)
+            l = min(levels, key=lambda k: levels[k])
+            pair[_key(c)] = (l + 0.5 * c, l - 0.5 * c)
+            if emit is not None:
+                emit("split_scan", log10_factors=[round(v, 4) for v in pair[_key(c)]], loss=levels[l], best=current)
+            return levels[l]
+
+        _line_search(loss, 0.0, s, s, cfg.split_max_decades, samples)
+        c = min(samples, key=lambda k: samples[k])
+        if not samples[c] < samples[0.0] * (1.0 - cfg.region_gain):
+            c = 0.0
+        a, b = pair[c]
+        self._set_factor(z0, torch.where(half, b, a).to(z0.dtype))
+        return a, b, samples[c]
 
     def region_scan(self, emit: Callable[..., None] | None = None) -> list[float]:
         """Forward-only coordinate search over coarse regions, after the uniform scan.
@@ -521,8 +550,9 @@ class Estimator:
             if cfg.estimate_nu:
                 groups.append({"params": [self.field.theta], "lr": cfg.lr_nu, "name": "nu"})
         if cfg.mode != "material_only":
-            groups.append({"params": [self.keys], "lr": cfg.lr_trajectory * self.key_scale, "name": "trajectory"})
-        opt = torch.optim.AdamW(groups, weight_decay=cfg.weight_decay)
+            groups.append({"params": [self.keys], "lr": cfg.lr_trajectory * self.key_scale, "name": "trajectory",
+                           "vector": cfg.vector_trajectory})
+        opt = VectorAdamW(groups, weight_decay=cfg.weight_decay)
         r, total = cfg.final_lr_ratio, max(1, iterations)
 
         def cosine(step: int) -> float:  # from 1 down to r, each group relative to its own rate
