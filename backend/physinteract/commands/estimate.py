@@ -47,8 +47,11 @@ def run(args: argparse.Namespace) -> int:
             return
         if ev["event"] == "progress":
             print(_bar(ev, started), end="", file=sys.stderr, flush=True)
-        elif ev["event"] in ("scan", "rescan", "region_scan"):
-            print(f"\r{ev['event']} {ev.get('step', ev.get('region', ''))}: x10^{ev['log10_factor']:+.2f} loss {ev['loss']:.4f}   ",
+        elif ev["event"] == "region_scan":
+            print(f"\rregion_scan {ev['step']}: a contrast between {ev['controls']} of {ev['of']} control points and the rest   ",
+                  end="", file=sys.stderr, flush=True)
+        elif ev["event"] in ("scan", "rescan"):
+            print(f"\r{ev['event']} {ev['step']}: x10^{ev['log10_factor']:+.2f} loss {ev['loss']:.4f}   ",
                   end="", file=sys.stderr, flush=True)
         elif ev["event"] == "lag_scan":
             print(f"\rlag_scan {ev['step']}: T0 shifted {ev['lag_frames']:+.2f} frames, loss {ev['loss']:.4f}   ",
@@ -58,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
                   f"loss {ev['loss']:.4f}   ", end="", file=sys.stderr, flush=True)
         elif ev["event"] == "split_scan":
             a, b = ev["log10_factors"]
-            print(f"\rsplit_scan: halves x10^({a:+.3f}, {b:+.3f}) loss {ev['loss']:.4f}   ", end="", file=sys.stderr, flush=True)
+            print(f"\rsplit_scan: parts x10^({a:+.3f}, {b:+.3f}) loss {ev['loss']:.4f}   ", end="", file=sys.stderr, flush=True)
 
     with stop_requests() as should_stop:
         job = logged_input(args.cache, lambda: read_job(args.job))

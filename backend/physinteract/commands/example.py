@@ -49,8 +49,10 @@ def _progress(ev: dict[str, Any]) -> None:
         if "appearance" in ev:
             app = ev["appearance"]
             _say(f"estimate: appearance fitted to the rest frame, PSNR {app['psnr_before']:.1f} -> {app['psnr_after']:.1f} dB")
-    elif kind in ("scan", "rescan", "region_scan"):
-        _say(f"estimate: {kind} {ev.get('step', ev.get('region', ''))} log10 factor {ev['log10_factor']:+.3f} loss {ev['loss']:.4f}")
+    elif kind == "region_scan":
+        _say(f"estimate: region_scan {ev['step']}: a contrast between {ev['controls']} of {ev['of']} control points and the rest")
+    elif kind in ("scan", "rescan"):
+        _say(f"estimate: {kind} {ev['step']} log10 factor {ev['log10_factor']:+.3f} loss {ev['loss']:.4f}")
     elif kind == "lag_scan":
         _say(f"estimate: lag_scan {ev['step']} T0 shifted {ev['lag_frames']:+.2f} frames, loss {ev['loss']:.4f}")
     elif kind == "contact_scan":
@@ -58,7 +60,7 @@ def _progress(ev: dict[str, Any]) -> None:
              f"loss {ev['loss']:.4f}")
     elif kind == "split_scan":
         a, b = ev["log10_factors"]
-        _say(f"estimate: split_scan halves log10 factors ({a:+.3f}, {b:+.3f}) loss {ev['loss']:.4f}")
+        _say(f"estimate: split_scan parts log10 factors ({a:+.3f}, {b:+.3f}) loss {ev['loss']:.4f}")
     elif kind in ("scan_done", "rescan_done"):
         lag = f", T0 shifted {ev['lag_frames']:+.2f} frames" if ev.get("lag_frames") else ""
         if ev.get("contact_spacings"):

@@ -106,8 +106,9 @@ class EstimateConfig:
             then a fine scan over +-``refine_decades`` around the best at a quarter of the step;
             "joint" and "material_only" only. The image loss of a bending or bouncing object has
             a minimum about 0.1 decade wide, so the steps must be finer than that in the end.
-        scan_regions / region_step / region_passes: then a coordinate search over this many
-            coarse regions, each trying E x 10^(+-region_step) (see ``region_scan``; 0 regions: off).
+        scan_regions / region_passes: then a search of contrasts between coarse parts: the
+            k-means halves and every two-way grouping of this many k-means regions, the one the
+            gradient favours first, up to ``region_passes`` contrasts (see ``region_scan``).
         region_gain: a region's change is kept only when it lowers the image loss by this fraction;
             below it the difference is within what a discretisation mismatch alone produces.
         split_step / split_max_decades: before the coordinate search, a line search of the contrast
@@ -154,8 +155,7 @@ class EstimateConfig:
     scan_points: int = 9
     scan_max_decades: float = 2.5
     scan_regions: int = 4
-    region_step: float = 0.5
-    region_passes: int = 1
+    region_passes: int = 2
     region_gain: float = 0.1
     split_step: float = 0.125
     split_max_decades: float = 1.0
@@ -459,9 +459,11 @@ class Estimator:
         self.control = dataclasses.replace(self.control, contact=np.asarray(contact, np.int64))
         self.sim.control = dataclasses.replace(self.sim.control, contact=self.control.contact)
 
-    def split_scan(self, current: float, emit: Callable[..., None] | None = None) -> tuple[float, float, float]:
-        """Forward-only search of a contrast between the control points' two k-means halves (see
-        ``EstimateConfig.split_step``) from the current field, whose image loss is ``current``.
+    def split_scan(self, current: float, emit: Callable[..., None] | None = None,
+                   side: np.ndarray | None = None) -> tuple[float, float, float]:
+        """Forward-only search of a contrast between two parts of the control points (``side`` [K]
+        bool; the two k-means halves when None; see ``EstimateConfig.split_step``) from the current
+        field, whose image loss is ``current``.
 
         The contrast c (log10 of the ratio between the halves, either sign) is line-searched in
         steps of ``split_step``, up to ``split_max_decades``; each c is judged at its own best
@@ -475,7 +477,9 @@ class Estimator:
         s = cfg.split_step
         if s <= 0 or self.field.num_controls < 2 or cfg.mode == "trajectory_only":
             return 0.0, 0.0, current
-        half = torch.as_tensor(_kmeans(self.job.particles[self.field.control], 2) == 1)
+        if side is None:
+            side = _kmeans(self.job.particles[self.field.control], 2) == 1
+        half = torch.as_tensor(np.asarray(side, bool))
         z0 = self.field.z.detach().clone()
         level_step = 0.25 * cfg.refine_decades if cfg.refine_decades > 0 else 0.5 * s
         pair: dict[float, tuple[float, float]] = {}
@@ -502,45 +506,60 @@ class Estimator:
         self._set_factor(z0, torch.where(half, b, a).to(z0.dtype))
         return a, b, samples[c]
 
-    def region_scan(self, emit: Callable[..., None] | None = None) -> list[float]:
-        """Forward-only coordinate search over coarse regions, after the uniform scan.
+    def region_scan(self, emit: Callable[..., None] | None = None) -> list[list[float]]:
+        """Forward-only search of stiffness contrasts between coarse parts, after the uniform scans.
 
-        The control points are split into ``scan_regions`` regions (k-means on their rest
-        positions); each region in turn tries its E times 10^(+-region_step) and keeps a change
-        that lowers the image loss; ``region_passes`` sweeps. This finds stiffness contrasts that a
-        gradient started from a uniform field can miss (the loss has shallow ridges between a
-        uniform field and a two-region one). Returns the log10 factor chosen per region.
+        Candidate parts: the control points' two k-means halves, and every two-way grouping of
+        ``scan_regions`` k-means regions. Each pass computes the image loss's gradient with respect
+        to the control values, g, takes the untried candidate along whose contrast the loss falls
+        most steeply (the largest |g . d| / |d|, d = +1 on one side and -1 on the other, less its
+        mean), and line-searches that contrast (``split_scan``). Up to ``region_passes`` passes,
+        stopping at the first contrast not kept. The gradient only chooses the direction: its
+        size says little about how far (the loss has shallow ridges between a uniform field and
+        a two-region one, which the forward search crosses). Returns the (a, b) log10 factors kept.
         """
         cfg = self.config
-        R = min(cfg.scan_regions, self.field.num_controls)
-        if R < 2 or cfg.region_passes < 1 or cfg.mode == "trajectory_only":
+        K = self.field.num_controls
+        if K < 2 or cfg.region_passes < 1 or cfg.split_step <= 0 or cfg.mode == "trajectory_only":
             return []
-        _, _, current = self.split_scan(self.forward_loss(), emit)
-        labels = _kmeans(self.job.particles[self.field.control], R)
-        factors = [0.0] * R
-        step = cfg.region_step * math.log(10.0)
-        for _ in range(cfg.region_passes):
-            changed = False
-            for r in range(R):
-                sel = torch.as_tensor(labels == r)
-                for sign in (-1.0, 1.0):
-                    with torch.no_grad():
-                        self.field.z[sel] += sign * step
-                    trial = self.forward_loss()
-                    if emit is not None:
-                        emit("region_scan", region=r, regions=R, log10_factor=factors[r] + sign * cfg.region_step, loss=trial,
-                             best=current)
-                    if trial < current * (1.0 - cfg.region_gain):
-                        current = trial
-                        factors[r] += sign * cfg.region_step
-                        changed = True
-                        break
-                    with torch.no_grad():
-                        self.field.z[sel] -= sign * step
-            if not changed:
+        points = self.job.particles[self.field.control]
+        candidates = {tuple(_kmeans(points, 2) == 1)}
+        R = min(cfg.scan_regions, K)
+        if R >= 2:
+            labels = _kmeans(points, R)
+            for mask in range(1, 2 ** (R - 1)):
+                candidates.add(tuple(((mask >> labels) & 1).astype(bool)))
+        sides = [np.asarray(c) for c in sorted(candidates) if 0 < sum(c) < K]
+        kept: list[list[float]] = []
+        current = self.forward_loss()
+        for step in range(cfg.region_passes):
+            if not sides:
                 break
+            g = self._material_gradient()
+            scores = []
+            for side in sides:
+                d = np.where(side, 1.0, -1.0)
+                d -= d.mean()
+                scores.append(abs(float(g @ d)) / float(np.linalg.norm(d)))
+            side = sides.pop(int(np.argmax(scores)))
+            if emit is not None:
+                emit("region_scan", step=step + 1, controls=int(side.sum()), of=K, gradient=max(scores))
+            a, b, current = self.split_scan(current, emit, side)
+            if a == b:  # no contrast kept (at most the uniform level moved)
+                break
+            kept.append([a, b])
         self.field.clamp_()
-        return factors
+        return kept
+
+    def _material_gradient(self) -> np.ndarray:
+        """[K] gradient of the image loss with respect to the control values of log E, at the current parameters."""
+        from physinteract.estimate.bridge import simulate
+
+        log_E, nu, keys = self._params()
+        x, F = simulate(self.sim, log_E, nu.detach(), keys.detach())
+        img, _ = self._image_loss(x, F)
+        (g,) = torch.autograd.grad(img, [self.field.z])
+        return g.detach().double().numpy()
 
     def _optimizer(self, iterations: int) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler]:
         cfg = self.config
