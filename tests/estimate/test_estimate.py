@@ -344,6 +344,43 @@ def test_split_scan_makes_the_stiffer_half_of_a_two_region_beam_stiffer(tmp_path
     assert 2.0 < ratio < 4.5, (a, b, ratio)  # the true 3x within 1.5x
 
 
+def test_region_scan_searches_the_grouping_along_which_the_loss_falls_most_steeply(tiny_job, monkeypatch):
+    """The region search line-searches first the candidate grouping of control points (the k-means halves, or a
+    two-way grouping of four k-means regions) whose contrast direction best matches the image loss's gradient, then
+    the next best from where the first left the field, and stops at the first contrast not kept or after
+    ``region_passes``. Shown with a gradient made to point along a chosen grouping (the search itself is stubbed to
+    record what it is given; the contrast search's physics is the split test above)."""
+    from physinteract import contract
+    from physinteract.estimate.optimize import EstimateConfig, Estimator, _kmeans
+
+    folder, _ = tiny_job
+    job = contract.read_job(folder)
+    est = Estimator(job, EstimateConfig(mode="material_only", appearance_steps=0, region_passes=2), folder)
+    points = job.particles[est.field.control]
+    quarters = _kmeans(points, 4)
+    target = np.isin(quarters, (0, 2))  # not a pair of halves: two of four regions
+    seen: list[np.ndarray] = []
+    answers = iter([(0.1, -0.1, 0.5), (0.0, 0.0, 0.5)])
+
+    def fake_gradient():
+        return np.where(target, -1.0, 1.0) + 0.05 * np.random.default_rng(len(seen)).normal(size=len(target))
+
+    def fake_split(current, emit=None, side=None):
+        seen.append(np.asarray(side).copy())
+        return next(answers)
+
+    monkeypatch.setattr(est, "_material_gradient", fake_gradient)
+    monkeypatch.setattr(est, "split_scan", fake_split)
+    monkeypatch.setattr(est, "forward_loss", lambda: 1.0)
+    kept = est.region_scan()
+    assert kept == [[0.1, -0.1]]
+    assert len(seen) == 2
+    assert np.array_equal(seen[0], target) or np.array_equal(seen[0], ~target)
+    assert not (np.array_equal(seen[1], seen[0]) or np.array_equal(seen[1], ~seen[0]))  # a tried grouping is not searched again
+    est.config.region_passes = 0
+    assert est.region_scan() == []
+
+
 def test_appearance_fit_recovers_the_rest_frame_of_known_gaussians():
     """Gaussians rendered with known colours, opacities and sizes give the rest frame; the same Gaussians with
     darkened, noisy colours, lower opacity and 1.35x the size are fitted back to it (PSNR up by >= 10 dB, the

@@ -523,12 +523,13 @@ class Estimator:
         if K < 2 or cfg.region_passes < 1 or cfg.split_step <= 0 or cfg.mode == "trajectory_only":
             return []
         points = self.job.particles[self.field.control]
-        candidates = {tuple(_kmeans(points, 2) == 1)}
+        groupings = [_kmeans(points, 2) == 1]
         R = min(cfg.scan_regions, K)
         if R >= 2:
             labels = _kmeans(points, R)
-            for mask in range(1, 2 ** (R - 1)):
-                candidates.add(tuple(((mask >> labels) & 1).astype(bool)))
+            groupings += [((mask >> labels) & 1).astype(bool) for mask in range(1, 2 ** (R - 1))]
+        # a grouping and its complement are one contrast: keep each once, control point 0 on the False side
+        candidates = {tuple(g ^ g[0]) for g in groupings}
         sides = [np.asarray(c) for c in sorted(candidates) if 0 < sum(c) < K]
         kept: list[list[float]] = []
         current = self.forward_loss()
