@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -377,8 +378,9 @@ def test_region_scan_searches_the_grouping_along_which_the_loss_falls_most_steep
     assert len(seen) == 2
     assert np.array_equal(seen[0], target) or np.array_equal(seen[0], ~target)
     assert not (np.array_equal(seen[1], seen[0]) or np.array_equal(seen[1], ~seen[0]))  # a tried grouping is not searched again
-    est.config.region_passes = 0
-    assert est.region_scan() == []
+    for off in ({"region_passes": 0}, {"scan_regions": 0}):
+        est.config = dataclasses.replace(est.config, **{"region_passes": 2, "scan_regions": 4, **off})
+        assert est.region_scan() == [], off
 
 
 def test_appearance_fit_recovers_the_rest_frame_of_known_gaussians():

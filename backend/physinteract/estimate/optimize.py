@@ -108,13 +108,13 @@ class EstimateConfig:
             a minimum about 0.1 decade wide, so the steps must be finer than that in the end.
         scan_regions / region_passes: then a search of contrasts between coarse parts: the
             k-means halves and every two-way grouping of this many k-means regions, the one the
-            gradient favours first, up to ``region_passes`` contrasts (see ``region_scan``).
-        region_gain: a region's change is kept only when it lowers the image loss by this fraction;
+            gradient favours first, up to ``region_passes`` contrasts (see ``region_scan``;
+            fewer than 2 regions: off).
+        region_gain: a contrast is kept only when it lowers the image loss by this fraction;
             below it the difference is within what a discretisation mismatch alone produces.
-        split_step / split_max_decades: before the coordinate search, a line search of the contrast
-            between the control points' two k-means halves, in steps of ``split_step`` decades up
-            to ``split_max_decades`` either way, each contrast at its own best level (see
-            ``split_scan``; 0 = off).
+        split_step / split_max_decades: each contrast of the region search is a line search in
+            steps of ``split_step`` decades up to ``split_max_decades`` either way, each contrast
+            at its own best level (see ``split_scan``; 0 = off).
             A contrast between two halves is not found one half at a time: softening the still
             half of a rope lying on the ground alone fits worse, and so does stiffening the
             lifted half alone, while both together fit far better.
@@ -520,14 +520,12 @@ class Estimator:
         """
         cfg = self.config
         K = self.field.num_controls
-        if K < 2 or cfg.region_passes < 1 or cfg.split_step <= 0 or cfg.mode == "trajectory_only":
+        R = min(cfg.scan_regions, K)
+        if R < 2 or cfg.region_passes < 1 or cfg.split_step <= 0 or cfg.mode == "trajectory_only":
             return []
         points = self.job.particles[self.field.control]
-        groupings = [_kmeans(points, 2) == 1]
-        R = min(cfg.scan_regions, K)
-        if R >= 2:
-            labels = _kmeans(points, R)
-            groupings += [((mask >> labels) & 1).astype(bool) for mask in range(1, 2 ** (R - 1))]
+        labels = _kmeans(points, R)
+        groupings = [_kmeans(points, 2) == 1] + [((mask >> labels) & 1).astype(bool) for mask in range(1, 2 ** (R - 1))]
         # a grouping and its complement are one contrast: keep each once, control point 0 on the False side
         candidates = {tuple(g ^ g[0]) for g in groupings}
         sides = [np.asarray(c) for c in sorted(candidates) if 0 < sum(c) < K]
