@@ -326,7 +326,7 @@ def test_split_scan_makes_the_stiffer_half_of_a_two_region_beam_stiffer(tmp_path
     uniform at the two halves' geometric mean: the joint two-halves search makes the grasped half 2-4.5x stiffer
     than the free one (truth 3x) and lowers the image loss, and its reported loss is that of the field it leaves."""
     from physinteract import contract
-    from physinteract.estimate.optimize import EstimateConfig, Estimator
+    from physinteract.estimate.optimize import EstimateConfig, Estimator, _kmeans
     from tests.estimate import tiny_scene
 
     folder = tmp_path / "job"
@@ -336,7 +336,7 @@ def test_split_scan_makes_the_stiffer_half_of_a_two_region_beam_stiffer(tmp_path
     job.E = np.full(len(job.E), 1.2e4 * np.sqrt(3.0))
     est = Estimator(job, EstimateConfig(mode="material_only", region_gain=0.02), folder)
     start = est.forward_loss()
-    a, b, left = est.split_scan(start)
+    a, b, left = est.split_scan(start, _kmeans(job.particles[est.field.control], 2) == 1)
     E = np.exp(est.field.log_E().detach().numpy())
     grasped = job.particles[:, 0] > tiny_scene.CENTER[0]
     assert left < 0.98 * start
@@ -366,7 +366,7 @@ def test_region_scan_searches_the_grouping_along_which_the_loss_falls_most_steep
     def fake_gradient():
         return np.where(target, -1.0, 1.0) + 0.05 * np.random.default_rng(len(seen)).normal(size=len(target))
 
-    def fake_split(current, emit=None, side=None):
+    def fake_split(current, side, emit=None):
         seen.append(np.asarray(side).copy())
         return next(answers)
 

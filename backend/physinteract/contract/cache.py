@@ -30,6 +30,7 @@ import numpy as np
 
 from physinteract.contract.atomic import atomic_save_npy, atomic_save_npz, atomic_write_json
 from physinteract.contract.errors import ContractError
+from physinteract.contract.job import load_npy
 from physinteract.contract.pc2 import write_pc2
 
 CACHE_SCHEMA = "physinteract.cache"
@@ -270,7 +271,7 @@ def read_material(folder: str | Path, count: int | None = None) -> tuple[np.ndar
         path = Path(folder) / name
         if not path.is_file():
             raise ContractError(path, name[:-4], "an .npy file (written by `physinteract estimate`)", "no such file")
-        a = _load_npy(path, name[:-4])
+        a = load_npy(path, name[:-4])
         if a.ndim != 1 or (count is not None and len(a) != count) or not np.all(np.isfinite(a)):
             raise ContractError(path, name[:-4], f"finite values of shape [{count if count is not None else 'N'}]",
                                 f"shape {list(a.shape)}" + ("" if np.all(np.isfinite(a)) else " with NaN or Inf"))
@@ -288,19 +289,11 @@ def read_contact(folder: str | Path, count: int) -> np.ndarray | None:
     path = Path(folder) / CONTACT_FILE
     if not path.is_file():
         return None
-    a = _load_npy(path, "contact")
+    a = load_npy(path, "contact")
     if a.ndim != 1 or not np.issubdtype(a.dtype, np.integer) or (len(a) and (a.min() < 0 or a.max() >= count)):
         raise ContractError(path, "contact", f"integer particle indices in [0, {count})",
                             f"shape {list(a.shape)}, dtype {a.dtype}" + (f", range [{a.min()}, {a.max()}]" if a.size else ""))
     return np.unique(a.astype(np.int64))
-
-
-def _load_npy(path: Path, field: str) -> np.ndarray:
-    """An .npy array without unpickling; a damaged or object file is a ContractError naming ``path`` and ``field``."""
-    try:
-        return np.load(path, allow_pickle=False)  # type: ignore[no-any-return]
-    except (OSError, ValueError) as e:
-        raise ContractError(path, field, "a readable .npy array", str(e)) from None
 
 
 def _frame_complete(done: Path, verify: bool) -> bool:

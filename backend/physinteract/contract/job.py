@@ -396,8 +396,13 @@ def _load_array(folder: Path, rel: Any, fieldname: str) -> np.ndarray:
     path = resolve_path(folder, rel)
     if not path.is_file():
         raise ContractError(path, fieldname, "an .npy file", "no such file")
+    return load_npy(path, fieldname)
+
+
+def load_npy(path: Path, fieldname: str) -> np.ndarray:
+    """An .npy array, never unpickled; a damaged file or an object array is a ContractError naming ``path`` and the field."""
     try:
-        return np.load(path, allow_pickle=False)
+        return np.load(path, allow_pickle=False)  # type: ignore[no-any-return]
     except ValueError as e:
         raise ContractError(path, fieldname, "a plain numeric .npy array (no pickles)", str(e)) from None
     except OSError as e:

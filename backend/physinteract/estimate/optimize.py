@@ -459,26 +459,22 @@ class Estimator:
         self.control = dataclasses.replace(self.control, contact=np.asarray(contact, np.int64))
         self.sim.control = dataclasses.replace(self.sim.control, contact=self.control.contact)
 
-    def split_scan(self, current: float, emit: Callable[..., None] | None = None,
-                   side: np.ndarray | None = None) -> tuple[float, float, float]:
+    def split_scan(self, current: float, side: np.ndarray, emit: Callable[..., None] | None = None) -> tuple[float, float, float]:
         """Forward-only search of a contrast between two parts of the control points (``side`` [K]
-        bool; the two k-means halves when None; see ``EstimateConfig.split_step``) from the current
-        field, whose image loss is ``current``.
+        bool; see ``EstimateConfig.split_step``) from the current field, whose image loss is ``current``.
 
-        The contrast c (log10 of the ratio between the halves, either sign) is line-searched in
+        The contrast c (log10 of the ratio between the parts, either sign) is line-searched in
         steps of ``split_step``, up to ``split_max_decades``; each c is judged at its own best
-        level (E x 10^(l + c/2) on one half and 10^(l - c/2) on the other, l line-searched in steps
+        level (E x 10^(l + c/2) on one part and 10^(l - c/2) on the other, l line-searched in steps
         of a quarter of ``refine_decades``): the best uniform E is a compromise between the halves,
         so a contrast about it alone fits worse than the same contrast about its own level.
-        Returns the log10 factors (a, b) kept for the two halves and the loss of the field left;
+        Returns the log10 factors (a, b) kept for the False and True sides and the loss of the field left;
         a contrast is kept only when it lowers the image loss by ``region_gain`` below the best
         uniform level (which is kept otherwise)."""
         cfg = self.config
         s = cfg.split_step
         if s <= 0 or self.field.num_controls < 2 or cfg.mode == "trajectory_only":
             return 0.0, 0.0, current
-        if side is None:
-            side = _kmeans(self.job.particles[self.field.control], 2) == 1
         half = torch.as_tensor(np.asarray(side, bool))
         z0 = self.field.z.detach().clone()
         level_step = 0.25 * cfg.refine_decades if cfg.refine_decades > 0 else 0.5 * s
@@ -543,7 +539,7 @@ class Estimator:
             side = sides.pop(int(np.argmax(scores)))
             if emit is not None:
                 emit("region_scan", step=step + 1, controls=int(side.sum()), of=K, gradient=max(scores))
-            a, b, current = self.split_scan(current, emit, side)
+            a, b, current = self.split_scan(current, side, emit)
             if a == b:  # no contrast kept (at most the uniform level moved)
                 break
             kept.append([a, b])
