@@ -345,6 +345,54 @@ def test_split_scan_makes_the_stiffer_half_of_a_two_region_beam_stiffer(tmp_path
     assert 2.0 < ratio < 4.5, (a, b, ratio)  # the true 3x within 1.5x
 
 
+def test_rescan_and_split_scan_walk_to_the_minimum_of_a_known_quadratic_loss_in_few_rollouts(tiny_job, monkeypatch):
+    """The forward searches on a loss with a known minimum (a stand-in for the image loss, quadratic in the log10
+    factors a, b of E on two parts): the uniform rescan starts at the current factor and one step either side and
+    walks a step at a time to the minimum 0.19 decades away (parabola-refined: exact for a quadratic), three
+    rollouts when the field is already at it; the contrast search finds the true factors (+0.3, -0.45) to within a
+    level step, each contrast's level search starting from its neighbour's best level (at most three rollouts a
+    contrast; starting every level search from the uniform level took four here)."""
+    from physinteract import contract
+    from physinteract.estimate.optimize import EstimateConfig, Estimator
+
+    folder, _ = tiny_job
+    est = Estimator(contract.read_job(folder), EstimateConfig(mode="material_only", appearance_steps=0), folder)
+    z_start = est.field.z.detach().clone()
+    side = np.arange(est.field.num_controls) % 3 == 0
+    calls = [0]
+
+    def factors() -> tuple[float, float]:  # mean log10 factor of E on the False and the True side
+        d = (est.field.z.detach().numpy() - z_start.numpy()) / np.log(10.0)
+        return float(d[~side].mean()), float(d[side].mean())
+
+    def uniform_loss() -> float:
+        calls[0] += 1
+        a, _ = factors()
+        return 1.0 + (a - 0.19) ** 2
+
+    monkeypatch.setattr(est, "forward_loss", uniform_loss)
+    assert est.rescan() == pytest.approx(0.19, abs=1e-9)
+    walked, calls[0] = calls[0], 0
+    assert walked <= 3 + 3  # 0, +-1 step, then +2, +3, +4 steps (of 1/16 decade)
+    z_start = est.field.z.detach().clone() - np.log(10.0) * 0.19  # the field is now at the minimum
+    assert est.rescan() == pytest.approx(0.0, abs=1e-9) and calls[0] == 3
+
+    def two_part_loss() -> float:
+        calls[0] += 1
+        a, b = factors()
+        return 1.0 + 4.0 * ((a - 0.3) ** 2 + (b + 0.45) ** 2)
+
+    monkeypatch.setattr(est, "forward_loss", two_part_loss)
+    z_start = est.field.z.detach().clone()
+    contrasts: list[list[float]] = []
+    calls[0] = 0
+    a, b, left = est.split_scan(two_part_loss(), side, lambda event, **f: contrasts.append(f["log10_factors"]))
+    assert (a, b) == (pytest.approx(0.3, abs=0.0625), pytest.approx(-0.45, abs=0.0625))
+    assert left == pytest.approx(1.0 + 4.0 * ((a - 0.3) ** 2 + (b + 0.45) ** 2))
+    assert factors() == (pytest.approx(a), pytest.approx(b))
+    assert len(contrasts) >= 7 and calls[0] <= 3 * len(contrasts) + 2, (calls[0], len(contrasts))
+
+
 def test_region_scan_searches_the_grouping_along_which_the_loss_falls_most_steeply(tiny_job, monkeypatch):
     """The region search line-searches first the candidate grouping of control points (the k-means halves, or a
     two-way grouping of four k-means regions) whose contrast direction best matches the image loss's gradient, then

@@ -62,11 +62,12 @@ class EstimateConfig:
             it is set to the scale of a tracker's error, a few millimetres on a 30 cm object).
         trajectory_warmup: "joint" only: the first fraction of the iterations moves the trajectory
             alone, with E held at the scan's value; then a fine forward scan of the uniform E
-            factor (+-``refine_decades``) re-centres E on the corrected trajectory, and the region
+            factor (``refine_decades``) re-centres E on the corrected trajectory, and the region
             scan runs, before both move. An error of T0 (a lag, a drift) otherwise pulls E away
             while the trajectory is still wrong, and E does not come back within tens of iterations.
-        refine_decades: half-width of the fine scans (after the coarse scan and the lag search, and
-            after the warm-up).
+        refine_decades: the rescans (after the lag search, and after the warm-up) step in quarters
+            of this: each starts at the current factor and one step either side and walks a step
+            at a time while the best is at an end.
         lag_frames / lag_step: "joint" and "trajectory_only": after the coarse scan, a forward-only
             search of a time offset tau of T0, T(t) = T0(t + tau), over +-``lag_frames`` frames in
             steps of ``lag_step`` (extended while the best is at an end, up to twice as far,
@@ -103,9 +104,9 @@ class EstimateConfig:
         scan_decades / scan_points / scan_max_decades: the forward-only scan of a uniform E scale
             before the gradient stage: ``scan_points`` samples over +-``scan_decades``, extended
             while the best is at an end, up to +-``scan_max_decades`` (0 decades switches it off),
-            then a fine scan over +-``refine_decades`` around the best at a quarter of the step;
-            "joint" and "material_only" only. The image loss of a bending or bouncing object has
-            a minimum about 0.1 decade wide, so the steps must be finer than that in the end.
+            then the fine rescan (``refine_decades``); "joint" and "material_only" only. The image
+            loss of a bending or bouncing object has a minimum about 0.1 decade wide, so the steps
+            must be finer than that in the end.
         scan_regions / region_passes: then a search of contrasts between coarse parts: the
             k-means halves and every two-way grouping of this many k-means regions, the one the
             gradient favours first, up to ``region_passes`` contrasts (see ``region_scan``;
@@ -319,38 +320,37 @@ class Estimator:
 
     # ------------------------------------------------------------------ stages
 
-    def scan(self, emit: Callable[..., None] | None = None, fine: bool = True) -> float:
-        """Forward-only search of a uniform factor on E; returns the chosen log10 factor.
+    def scan(self, emit: Callable[..., None] | None = None) -> float:
+        """Coarse forward-only search of a uniform factor on E; returns the chosen log10 factor.
 
         Samples ``scan_points`` factors over +-``scan_decades``, extends the range by a step while
-        the best sample sits at its end (up to +-``scan_max_decades``), then, with ``fine``,
-        searches again over +-``refine_decades`` around the best at a quarter of the step, and
-        refines the best sample with a parabola through it and its neighbours. (``run`` leaves the
-        fine search to ``rescan`` after the lag search: a lag of T0 biases E by more than the fine
-        step, and a coarse E biases the lag by less than a frame.)
+        the best sample sits at its end (up to +-``scan_max_decades``), and refines the best sample
+        with a parabola through it and its neighbours. The fine search is ``rescan``, after the
+        lag search: a lag of T0 biases E by more than the fine step, and a coarse E biases the lag
+        by less than a frame.
         """
         cfg = self.config
         if cfg.scan_decades <= 0 or cfg.scan_points < 2 or cfg.mode == "trajectory_only":
             return 0.0
         h = 2.0 * cfg.scan_decades / (cfg.scan_points - 1)
         z0 = self.field.z.detach().clone()
-        samples: dict[float, float] = {}
-        d = self._factor_search(z0, 0.0, cfg.scan_decades, h, samples, emit)
-        if fine and cfg.refine_decades > 0:
-            d = self._factor_search(z0, d, min(cfg.refine_decades, h), 0.25 * h, samples, emit)
+        d = self._factor_search(z0, 0.0, cfg.scan_decades, h, {}, emit)
         self._set_factor(z0, d)
         return d
 
     def rescan(self, emit: Callable[..., None] | None = None) -> float:
         """Fine forward-only search of a uniform factor on the current field (after the lag search,
-        and after the trajectory warm-up): +-``refine_decades`` in steps of a quarter of it. Returns
-        the log10 factor applied."""
+        and after the trajectory warm-up), in steps of a quarter of ``refine_decades``: the current
+        factor and one step either side, extended a step at a time while the best is at an end (the
+        field is already near its best level: after the warm-up the search mostly ends at these
+        three rollouts). Returns the log10 factor applied."""
         cfg = self.config
         if cfg.refine_decades <= 0 or cfg.mode == "trajectory_only":
             return 0.0
         z0 = self.field.z.detach().clone()
         samples: dict[float, float] = {}
-        d = self._factor_search(z0, 0.0, cfg.refine_decades, 0.25 * cfg.refine_decades, samples, emit, kind="rescan")
+        step = 0.25 * cfg.refine_decades
+        d = self._factor_search(z0, 0.0, step, step, samples, emit, kind="rescan")
         self._set_factor(z0, d)
         return d
 
@@ -418,8 +418,8 @@ class Estimator:
 
         A grasp that holds more of the object and a softer object look alike (the free part is
         shorter), so each candidate set is judged at its own best E: a line search of the factor
-        in steps of a quarter of ``refine_decades`` around the current E (extended while the best
-        is at an end). Sets the contact set and E of the best pair; returns the change in particle
+        in steps of a quarter of ``refine_decades`` from the factor of the nearest set already
+        judged (extended while the best is at an end). Sets the contact set and E of the best pair; returns the change in particle
         spacings (positive: grown) and the log10 factor applied to E."""
         cfg = self.config
         if cfg.contact_spacings <= 0 or cfg.mode == "material_only" or self.control.contact_mode == 0:
@@ -433,19 +433,21 @@ class Estimator:
         def loss(r: float) -> float:
             k = int(round(r))
             c = sets.get(k)
-            value, factor[k] = math.inf, 0.0
+            value = math.inf
             if c is not None:
                 self._set_contact(c)
                 if step > 0:  # the best sample (no parabola: its loss would cost another rollout)
+                    # starting from the factor of the nearest set searched (the next set differs by one layer)
+                    near = min(factor, key=lambda j: abs(j - k), default=None)
                     at: dict[float, float] = {}
-                    self._factor_search(z0, 0.0, step, step, at, None)
+                    self._factor_search(z0, 0.0 if near is None else factor[near], step, step, at, None)
                     factor[k] = min(at, key=lambda d: at[d])
                     value = at[factor[k]]
                 else:
                     value = self.forward_loss()
             if emit is not None:
                 emit("contact_scan", step=len(samples) + 1, spacings=k, particles=0 if c is None else len(c), loss=value,
-                     log10_factor=round(factor[k], 4))
+                     log10_factor=round(factor.get(k, 0.0), 4))
             return value
 
         r = int(round(_line_search(loss, 0.0, 1.0, 1.0, float(cfg.contact_spacings), samples)))
@@ -486,8 +488,12 @@ class Estimator:
             return self.forward_loss() if (a, b) != (0.0, 0.0) else current
 
         def loss(c: float) -> float:
+            # the level search starts from the best level of the searched contrast nearest to c
+            # (the best level moves little from one contrast step to the next)
+            near = min(pair, key=lambda k: abs(k - c), default=None)
+            start = 0.0 if near is None else _key(0.5 * (pair[near][0] + pair[near][1]))
             levels: dict[float, float] = {}
-            _line_search(lambda l: at(l + 0.5 * c, l - 0.5 * c), 0.0, level_step, level_step, cfg.scan_max_decades, levels)
+            _line_search(lambda l: at(l + 0.5 * c, l - 0.5 * c), start, level_step, level_step, cfg.scan_max_decades, levels)
             l = min(levels, key=lambda k: levels[k])
             pair[_key(c)] = (l + 0.5 * c, l - 0.5 * c)
             if emit is not None:
@@ -627,7 +633,7 @@ class Estimator:
         lag, grown = 0.0, 0
         if not resumed:
             # coordinate search: E coarsely, the lag at that E, E finely on the shifted T0, then the contact set
-            d = self.scan(emit, fine=False)
+            d = self.scan(emit)
             lag = self.lag_scan(emit)
             d += self.rescan(emit) if cfg.scan_decades > 0 else 0.0
             grown, d_contact = self.contact_scan(emit)
