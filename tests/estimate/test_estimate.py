@@ -431,6 +431,42 @@ def test_region_scan_searches_the_grouping_along_which_the_loss_falls_most_steep
         assert est.region_scan() == [], off
 
 
+def test_joint_estimation_searches_the_regions_again_late_on_the_trajectory_corrected_by_then(tiny_job, monkeypatch):
+    """In 'joint' the region search runs after the trajectory warm-up and once more at ``region_rescan`` of the
+    iterations (after the iterations before it have moved the trajectory), reported as a region_scan_done event;
+    region_rescan 0 and 'material_only' (whose trajectory never moves) search once. The searches are stubbed to
+    record when they run; what they find is the split and region tests' business."""
+    from physinteract import contract
+    from physinteract.estimate.optimize import EstimateConfig, Estimator
+
+    folder, _ = tiny_job
+    job = contract.read_job(folder)
+    for mode, late, expected in (("joint", 0.67, [1, 2]), ("joint", 0.0, [1]), ("material_only", 0.67, [0])):
+        cfg = EstimateConfig(mode=mode, iterations=3, trajectory_warmup=0.34, region_rescan=late, appearance_steps=0)
+        est = Estimator(job, cfg, folder)
+        at: list[int] = []
+        keys_then: list[np.ndarray] = []
+        for stage in ("scan", "lag_scan", "rescan"):
+            monkeypatch.setattr(est, stage, lambda emit=None: 0.0)
+        monkeypatch.setattr(est, "contact_scan", lambda emit=None: (0, 0.0))
+
+        def region_scan(emit=None, est=est, at=at, keys_then=keys_then):
+            at.append(len(est.history))  # iterations done when it runs
+            keys_then.append(est.keys.detach().numpy().copy())
+            return []
+
+        monkeypatch.setattr(est, "region_scan", region_scan)
+        events: list[dict] = []
+        est.run(progress=events.append)
+        assert at == expected, (mode, late, at)
+        late_events = [e for e in events if e["event"] == "region_scan_done"]
+        assert [e["iteration"] for e in late_events] == expected[1:]
+        if len(keys_then) == 2:
+            assert not np.array_equal(keys_then[0], keys_then[1])  # the trajectory moved in between
+    with pytest.raises(ValueError, match="region_rescan"):
+        EstimateConfig(region_rescan=1.0)
+
+
 def test_appearance_fit_recovers_the_rest_frame_of_known_gaussians():
     """Gaussians rendered with known colours, opacities and sizes give the rest frame; the same Gaussians with
     darkened, noisy colours, lower opacity and 1.35x the size are fitted back to it (PSNR up by >= 10 dB, the

@@ -61,7 +61,7 @@ def _progress(ev: dict[str, Any]) -> None:
     elif kind == "split_scan":
         a, b = ev["log10_factors"]
         _say(f"estimate: split_scan parts log10 factors ({a:+.3f}, {b:+.3f}) loss {ev['loss']:.4f}")
-    elif kind in ("scan_done", "rescan_done"):
+    elif kind in ("scan_done", "rescan_done", "region_scan_done"):
         lag = f", T0 shifted {ev['lag_frames']:+.2f} frames" if ev.get("lag_frames") else ""
         if ev.get("contact_spacings"):
             lag += f", contact set {ev['contact_spacings']:+d} spacings ({ev['contact_particles']} particles)"

@@ -111,6 +111,11 @@ class EstimateConfig:
             k-means halves and every two-way grouping of this many k-means regions, the one the
             gradient favours first, up to ``region_passes`` contrasts (see ``region_scan``;
             fewer than 2 regions: off).
+        region_rescan: "joint" only: at this fraction of the iterations the region search runs
+            once more, on the trajectory corrected by then (0 = off). The warm-up leaves the
+            trajectory's error about halved, and what is left can still hide a contrast: on the
+            benchmark's flower the contrast between the soft petals and the stiff stem lowers the
+            loss by 3 % after the warm-up and by 10 % two thirds of the way through.
         region_gain: a contrast is kept only when it lowers the image loss by this fraction;
             below it the difference is within what a discretisation mismatch alone produces.
         split_step / split_max_decades: each contrast of the region search is a line search in
@@ -157,6 +162,7 @@ class EstimateConfig:
     scan_max_decades: float = 2.5
     scan_regions: int = 4
     region_passes: int = 2
+    region_rescan: float = 0.67
     region_gain: float = 0.1
     split_step: float = 0.125
     split_max_decades: float = 1.0
@@ -176,6 +182,8 @@ class EstimateConfig:
             raise ValueError(f"EstimateConfig.iterations: expected >= 0, got {self.iterations}")
         if not 0.0 <= self.trajectory_warmup < 1.0:
             raise ValueError(f"EstimateConfig.trajectory_warmup: expected a fraction in [0, 1), got {self.trajectory_warmup}")
+        if not 0.0 <= self.region_rescan < 1.0:
+            raise ValueError(f"EstimateConfig.region_rescan: expected a fraction in [0, 1), got {self.region_rescan}")
         if self.contact_spacings < 0:
             raise ValueError(f"EstimateConfig.contact_spacings: expected >= 0, got {self.contact_spacings}")
         if self.frame_stride < 1 or self.scan_points < 1 or self.patience < 1:
@@ -630,6 +638,7 @@ class Estimator:
              resumed=resumed, start_iteration=start_it, appearance=asdict(self.appearance))
         warm = int(cfg.trajectory_warmup * iterations) if cfg.mode == "joint" else 0
         shared_until = warm + int(cfg.global_fraction * (iterations - warm))
+        late = int(cfg.region_rescan * iterations) if cfg.region_rescan > 0 else -1
         lag, grown = 0.0, 0
         if not resumed:
             # coordinate search: E coarsely, the lag at that E, E finely on the shifted T0, then the contact set
@@ -654,6 +663,9 @@ class Estimator:
                 d = self.rescan(emit)
                 factors = self.region_scan(emit)
                 emit("rescan_done", log10_factor=d, region_factors=factors, E_median=self.E_median())
+            if cfg.mode == "joint" and it == late and it > warm and cfg.scan_decades > 0:  # the trajectory has moved on since
+                factors = self.region_scan(emit)
+                emit("region_scan_done", iteration=it, region_factors=factors, E_median=self.E_median())
             t0 = time.perf_counter()
             opt.zero_grad()
             loss, terms = self.objective()
