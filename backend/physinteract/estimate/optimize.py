@@ -427,8 +427,9 @@ class Estimator:
         A grasp that holds more of the object and a softer object look alike (the free part is
         shorter), so each candidate set is judged at its own best E: a line search of the factor
         in steps of a quarter of ``refine_decades`` from the factor of the nearest set already
-        judged (extended while the best is at an end). Sets the contact set and E of the best pair; returns the change in particle
-        spacings (positive: grown) and the log10 factor applied to E."""
+        judged (extended while the best is at an end). Sets the contact set and E of the best
+        pair; returns the change in particle spacings (positive: grown) and the log10 factor
+        applied to E."""
         cfg = self.config
         if cfg.contact_spacings <= 0 or cfg.mode == "material_only" or self.control.contact_mode == 0:
             return 0, 0.0
