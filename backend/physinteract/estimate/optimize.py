@@ -446,10 +446,8 @@ class Estimator:
             if c is not None:
                 self._set_contact(c)
                 if step > 0:  # the best sample (no parabola: its loss would cost another rollout)
-                    # starting from the factor of the nearest set searched (the next set differs by one layer)
-                    near = min(factor, key=lambda j: abs(j - k), default=None)
-                    at: dict[float, float] = {}
-                    self._factor_search(z0, 0.0 if near is None else factor[near], step, step, at, None)
+                    at: dict[float, float] = {}  # from the nearest set's factor: the next set differs by one layer
+                    self._factor_search(z0, _nearest(factor, k), step, step, at, None)
                     factor[k] = min(at, key=lambda d: at[d])
                     value = at[factor[k]]
                 else:
@@ -490,6 +488,7 @@ class Estimator:
         z0 = self.field.z.detach().clone()
         level_step = 0.25 * cfg.refine_decades if cfg.refine_decades > 0 else 0.5 * s
         pair: dict[float, tuple[float, float]] = {}
+        best_level: dict[float, float] = {}  # contrast -> its best level
         samples: dict[float, float] = {}
 
         def at(a: float, b: float) -> float:
@@ -497,13 +496,11 @@ class Estimator:
             return self.forward_loss() if (a, b) != (0.0, 0.0) else current
 
         def loss(c: float) -> float:
-            # the level search starts from the best level of the searched contrast nearest to c
-            # (the best level moves little from one contrast step to the next)
-            near = min(pair, key=lambda k: abs(k - c), default=None)
-            start = 0.0 if near is None else _key(0.5 * (pair[near][0] + pair[near][1]))
+            # from the best level of the nearest contrast searched: it moves little from one contrast step to the next
             levels: dict[float, float] = {}
-            _line_search(lambda l: at(l + 0.5 * c, l - 0.5 * c), start, level_step, level_step, cfg.scan_max_decades, levels)
-            l = min(levels, key=lambda k: levels[k])
+            _line_search(lambda l: at(l + 0.5 * c, l - 0.5 * c), _nearest(best_level, c), level_step, level_step,
+                         cfg.scan_max_decades, levels)
+            l = best_level[_key(c)] = min(levels, key=lambda k: levels[k])
             pair[_key(c)] = (l + 0.5 * c, l - 0.5 * c)
             if emit is not None:
                 emit("split_scan", log10_factors=[round(v, 4) for v in pair[_key(c)]], loss=levels[l], best=current)
@@ -541,11 +538,10 @@ class Estimator:
         candidates = {tuple(g ^ g[0]) for g in groupings}
         sides = [np.asarray(c) for c in sorted(candidates) if 0 < sum(c) < K]
         kept: list[list[float]] = []
-        current = self.forward_loss()
         for step in range(cfg.region_passes):
             if not sides:
                 break
-            g = self._material_gradient()
+            g, current = self._material_gradient()  # and the image loss of the field the last pass left
             scores = []
             for side in sides:
                 d = np.where(side, 1.0, -1.0)
@@ -554,22 +550,23 @@ class Estimator:
             side = sides.pop(int(np.argmax(scores)))
             if emit is not None:
                 emit("region_scan", step=step + 1, controls=int(side.sum()), of=K, gradient=max(scores))
-            a, b, current = self.split_scan(current, side, emit)
+            a, b, _ = self.split_scan(current, side, emit)
             if a == b:  # no contrast kept (at most the uniform level moved)
                 break
             kept.append([a, b])
         self.field.clamp_()
         return kept
 
-    def _material_gradient(self) -> np.ndarray:
-        """[K] gradient of the image loss with respect to the control values of log E, at the current parameters."""
+    def _material_gradient(self) -> tuple[np.ndarray, float]:
+        """[K] gradient of the image loss with respect to the control values of log E, and that loss,
+        at the current parameters."""
         from physinteract.estimate.bridge import simulate
 
         log_E, nu, keys = self._params()
         x, F = simulate(self.sim, log_E, nu.detach(), keys.detach())
         img, _ = self._image_loss(x, F)
         (g,) = torch.autograd.grad(img, [self.field.z])
-        return g.detach().double().numpy()
+        return g.detach().double().numpy(), float(img.detach())
 
     def _optimizer(self, iterations: int) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler]:
         cfg = self.config
@@ -639,7 +636,7 @@ class Estimator:
              resumed=resumed, start_iteration=start_it, appearance=asdict(self.appearance))
         warm = int(cfg.trajectory_warmup * iterations) if cfg.mode == "joint" else 0
         shared_until = warm + int(cfg.global_fraction * (iterations - warm))
-        late = int(cfg.region_rescan * iterations) if cfg.region_rescan > 0 else -1
+        late = int(cfg.region_rescan * iterations)  # 0 (off) never passes the it > warm test below
         lag, grown = 0.0, 0
         if not resumed:
             # coordinate search: E coarsely, the lag at that E, E finely on the shifted T0, then the contact set
@@ -834,6 +831,12 @@ def _line_search(loss: Callable[[float], float], centre: float, half: float, ste
     if math.isfinite(l0) and math.isfinite(l2) and den > 0:
         return best + float(np.clip(0.5 * step * (l0 - l2) / den, -0.5 * step, 0.5 * step))
     return best
+
+
+def _nearest(best: dict[Any, float], x: float) -> float:
+    """The value in ``best`` (search point -> the best value found there) at the point nearest to x; 0 when empty.
+    A search along a chain of points starts each point's inner search from its neighbour's result."""
+    return best[min(best, key=lambda k: abs(k - x))] if best else 0.0
 
 
 def _key(d: float) -> float:
