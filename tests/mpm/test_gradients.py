@@ -8,6 +8,7 @@ import pytest
 from physinteract.mpm.config import SolverConfig
 from physinteract.mpm.model import Control, make_model, nu_from_theta, theta_from_nu
 from physinteract.mpm.rollout import Rollout
+from physinteract.mpm.solver import MPMSolver
 from tests.mpm.conftest import block
 
 H = 1e-6
@@ -133,3 +134,33 @@ def test_poker_keyframe_gradient_matches_finite_differences(ti64):
     d = np.random.default_rng(8).normal(size=values.shape)
     fd = (run(values + H * d) - run(values - H * d)) / (2 * H)
     check(fd, float(np.sum(g.keyframes * d)))
+
+
+@pytest.mark.parametrize("drive", ["velocity", "force"])
+def test_frames_kept_on_the_tape_give_the_recomputed_gradients(ti64, drive):
+    """Frames whose substeps the forward pass left on the tape (all of them, or the last one)
+    give the same gradients as recomputing every frame from its checkpoint, and a rollout run
+    on the solver in between makes the backward pass recompute instead of reading its slots."""
+    ref = Scene(drive)
+    g0 = ref.gradients()
+    assert ref.sim is not None and ref.sim.kept == 2  # 4 slots hold no whole frame: all recomputed
+    s = ref.sim.substeps[0]
+    for slots, kept in ((2 * s + 1, 0), (s + 1, 1)):
+        sc = Scene(drive)
+        model = make_model(sc.x0, 0.005**3, 1000.0, sc.E, nu_from_theta(sc.theta), sc.cfg, v0=sc.v0)
+        ctrl = Control("point_adherent", drive, contact=sc.contact, times=sc.times, values=sc.values)
+        sc.sim = Rollout(model, ctrl, 1 / 30, 2, requires_grad=True,
+                         solver=MPMSolver(model, sc.cfg, slots=slots, requires_grad=True))
+        sc.run()
+        assert sc.sim.kept == kept
+        g = sc.sim.backward({1: sc.wx[0], 2: sc.wx[1]}, {2: sc.wF})
+        for name in ("log_E", "theta", "keyframes", "v0", "x0"):
+            a, b = getattr(g, name), getattr(g0, name)
+            assert np.allclose(a, b, rtol=1e-9, atol=1e-12 * np.abs(b).max()), (slots, name)
+        # another rollout on the same solver overwrites the slots: the backward pass must notice
+        sc.run()
+        other = Rollout(model, ctrl, 1 / 30, 2, solver=sc.sim.solver)
+        other.forward()
+        g = sc.sim.backward({1: sc.wx[0], 2: sc.wx[1]}, {2: sc.wF})
+        assert np.allclose(g.log_E, g0.log_E, rtol=1e-9, atol=1e-12 * np.abs(g0.log_E).max())
+

@@ -20,7 +20,7 @@ from torch import Tensor
 from physinteract.mpm.config import SolverConfig
 from physinteract.mpm.model import Control, Model
 from physinteract.mpm.rollout import Rollout
-from physinteract.mpm.solver import MPMSolver, cfl_substeps
+from physinteract.mpm.solver import MPMSolver, cfl_substeps, tape_slots
 
 
 class Simulator:
@@ -39,7 +39,11 @@ class Simulator:
         self.frame_dt = float(frame_dt)
         self.num_frames = int(num_frames)
         self.config = config or model.config
-        self.solver = MPMSolver(model, self.config, slots=self.config.backward_segment + 1, requires_grad=True)
+        # room on the tape for the whole rollout at up to 4x the initial material's substeps
+        # (16x stiffer), within config.tape_memory_mb
+        s0 = cfl_substeps(model, control, self.frame_dt, self.frame_dt * self.num_frames, self.config)
+        slots, tape_nodes = tape_slots(model, self.config, 4 * s0 * self.num_frames)
+        self.solver = MPMSolver(model, self.config, slots=slots, requires_grad=True, tape_nodes=tape_nodes)
         self.rollout: Rollout | None = None
         self.substeps = 0
 

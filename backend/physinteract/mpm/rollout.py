@@ -11,6 +11,12 @@ substeps / backward_segment segment starts of a single frame), not with substeps
 Speed: a frame of s substeps costs s substeps forward; its backward costs s taped
 substeps, the adjoints, and max(0, s - backward_segment) substeps to reach the segment
 starts, so ``backward_segment`` >= substeps per frame avoids that recomputation.
+
+Kept frames: when the solver has slots for it, the forward pass of a differentiable rollout
+runs its last frames on the tape itself (as many whole frames as fit, slot k holding substep
+k of that window), and the backward pass runs their adjoints straight away: those frames
+cost s substeps and the adjoints, nothing recomputed. The window is used only while no other
+rollout has run on the solver since this one's forward pass (``MPMSolver.owner``).
 """
 
 from __future__ import annotations
@@ -89,6 +95,8 @@ class Rollout:
         self.substeps: list[int] = [s0] * self.num_frames
         self.checkpoints: list[State] = []
         self.tracer_frames: list[tuple[np.ndarray, np.ndarray]] = []
+        self.kept = self.num_frames  # first frame whose substeps the forward pass left on the tape
+        self._kept_taped = np.zeros(0, bool)  # which of those substeps' grids the tape holds
 
     # ------------------------------------------------------------------ forward
 
@@ -129,6 +137,7 @@ class Rollout:
     def _locate(self, frame: int, table: np.ndarray, dt: float) -> SimulationError:
         """Rerun a failed frame substep by substep to name the first bad substep."""
         sv = self.solver
+        sv.owner = self
         sv.write_state(0, self.checkpoints[frame])
 
         def check(k: int, slot: int) -> None:
@@ -159,7 +168,10 @@ class Rollout:
         Returns positions [frames + 1, N, 3] (m), index 0 the start state.
         """
         sv = self.solver
+        sv.owner = self
         sv.set_control(self.control)
+        keep = self._window() if not tracers else self.num_frames
+        self.kept, taped = self.num_frames, []
         state = (state0 or State.rest(self.model)).copy()
         self.checkpoints = [state]
         if tracers:
@@ -172,13 +184,21 @@ class Rollout:
             retries = 0
             while True:
                 table, _, _, _, dt = self._table(f)
-                slot = self._run(0, table, dt, tracers=tracers)
+                if f >= keep:  # on the tape: slot k holds substep k of the window
+                    if f == keep:
+                        sv.upload_ctrl(np.concatenate([self._table(g)[0] for g in range(keep, self.num_frames)]))
+                    first = (f - keep) * len(table)
+                    taped.append(sv.taped_substeps(len(table), dt, first))
+                    slot = first + len(table)
+                else:
+                    slot = self._run(0, table, dt, tracers=tracers)
                 new = sv.read_state(slot, (f + 1) * self.frame_dt)
                 why = self._problem(new.x)
                 if why is None:
                     break
                 if self.config.on_failure == "retry" and retries < self.config.max_retries:
                     retries += 1
+                    keep, taped = self.num_frames, []  # the substeps change: no window
                     for g in range(f, self.num_frames):
                         self.substeps[g] *= 2
                     sv.write_state(0, self.checkpoints[f])
@@ -190,11 +210,20 @@ class Rollout:
             positions.append(new.x.copy())
             if tracers:
                 self.tracer_frames.append(sv.read_tracers())
-            if slot != 0:
+            if slot != 0 and f < keep:
                 sv.write_state(0, new)
             if on_frame is not None and on_frame(f + 1, new):
                 break
+        if keep < self.num_frames and len(self.checkpoints) == self.num_frames + 1:
+            self.kept, self._kept_taped = keep, np.concatenate(taped)
         return np.stack(positions)
+
+    def _window(self) -> int:
+        """The first of the last frames that fit on the solver's tape whole (num_frames: none)."""
+        s = self.substeps[0]
+        if not self.requires_grad or any(c != s for c in self.substeps):
+            return self.num_frames
+        return self.num_frames - min(self.num_frames, (self.solver.slots - 1) // s)
 
     # ------------------------------------------------------------------ backward
 
@@ -214,6 +243,8 @@ class Rollout:
         if len(self.checkpoints) != self.num_frames + 1:
             raise RuntimeError("call forward() over all frames before backward()")
         sv = self.solver
+        keep = self.kept if sv.owner is self else self.num_frames  # another rollout ran since: recompute
+        sv.owner = self
         grad_F = grad_F or {}
         n, m = self.model.num_particles, len(self.control.times)
         sv.log_E.grad.fill(0)
@@ -222,9 +253,22 @@ class Rollout:
         zero3, zero33 = np.zeros((n, 3)), np.zeros((n, 3, 3))
         adj = (zero3, zero3, zero33, zero33)  # dL/d(x, v, C, F) at the current frame end
         L = self.segment
+        if keep < self.num_frames:
+            sv.clear_state_grads(len(self._kept_taped) + 1)
+            sv.ctrl.grad.fill(0)
         for f in reversed(range(self.num_frames)):
             table, wp, wv, wf, dt = self._table(f)
             s = len(table)
+            if f >= keep:  # its substeps are still on the tape from the forward pass
+                first = (f - keep) * s
+                sv.add_adjoint(first + s, grad_x.get(f + 1), None, None, grad_F.get(f + 1))
+                for k in reversed(range(first, first + s)):
+                    sv.substep_grad(k, k + 1, k, dt, bool(self._kept_taped[k]))
+                g_ctrl = sv.ctrl.grad.to_numpy()[first : first + s]
+                if f == keep:
+                    adj = sv.read_adjoint(0)
+                g_keys += self._key_grads(g_ctrl, wp, wv, wf)
+                continue
             adj = (adj[0] + grad_x.get(f + 1, zero3), adj[1], adj[2], adj[3] + grad_F.get(f + 1, zero33))
             # segment starts, recomputed from the frame checkpoint; the short remainder segment
             # comes first so that only s - L substeps are recomputed to reach the last start
@@ -242,17 +286,15 @@ class Rollout:
                 sv.write_state(0, seg_states[j])
                 sv.upload_ctrl(table[a : a + count])
                 taped = sv.taped_substeps(count, dt)
-                sv.clear_state_grads()
+                sv.clear_state_grads(count + 1)
                 sv.ctrl.grad.fill(0)
                 sv.add_adjoint(count, *adj)
                 for k in reversed(range(count)):
                     sv.substep_grad(k, k + 1, k, dt, bool(taped[k]))
                 g_ctrl[a : a + count] = sv.ctrl.grad.to_numpy()[:count]
                 adj = sv.read_adjoint(0)
-            if self.control.drive == "velocity":
-                g_keys += wp.T @ g_ctrl[:, 0] + wv.T @ (g_ctrl[:, 1] + g_ctrl[:, 2])
-            else:
-                g_keys += wf.T @ g_ctrl[:, 3]
+            g_keys += self._key_grads(g_ctrl, wp, wv, wf)
+        self.kept = self.num_frames  # the adjoints overwrote the window's tape
         g_nu = sv.nu.grad.to_numpy().astype(np.float64)
         theta = theta_from_nu(np.clip(sv.nu.to_numpy().astype(np.float64), 1e-9, 0.49 - 1e-9))
         return Gradients(
@@ -263,3 +305,10 @@ class Rollout:
             v0=adj[1],
             x0=adj[0],
         )
+
+    def _key_grads(self, g_ctrl: np.ndarray, wp: np.ndarray, wv: np.ndarray, wf: np.ndarray) -> np.ndarray:
+        """dL/d(keyframes) [M, 3] of a frame from dL/d(its control rows) [s, 4, 3] and the rows'
+        keyframe weights (positions wp, velocities wv, forces wf: [s, M])."""
+        if self.control.drive == "velocity":
+            return wp.T @ g_ctrl[:, 0] + wv.T @ (g_ctrl[:, 1] + g_ctrl[:, 2])
+        return wf.T @ g_ctrl[:, 3]

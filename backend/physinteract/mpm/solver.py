@@ -110,11 +110,7 @@ class MPMSolver:
         # the backward tape: the active block of the grid of each taped substep k (after grid_op),
         # kept so the backward pass need not scatter it again; tape_saved[k] = 0 when it did not fit
         if tape_nodes is None:
-            # room for twice the rest block per taped substep (the body may move and spread)
-            cells = (model.x0 - model.domain_min) / model.dx - 0.5
-            rest_block = int(np.prod(np.floor(cells.max(0)) - np.floor(cells.min(0)) + 3))
-            per_substep = min(int(np.prod(self.grid_shape)), 2 * rest_block)
-            tape_nodes = min((self.slots - 1) * per_substep, TAPE_NODES_MAX) if g else 0
+            tape_nodes = min((self.slots - 1) * tape_nodes_per_substep(model), TAPE_NODES_MAX) if g else 0
         self.tape_nodes = int(tape_nodes)
         cap = max(1, self.tape_nodes)
         self.tape_m = ti.field(real, shape=cap)
@@ -166,6 +162,7 @@ class MPMSolver:
         self.serial_loops = self.arch == "cpu"
         self.polar_tol = 1e-8 if cfg.precision == "f32" else 1e-18  # squared step (see polar_rotation)
         self._control_key: object = None
+        self.owner: object = None  # the Rollout whose states the slots hold (rollout.py)
         self.set_material(model.E, model.nu)
         self.mass.from_numpy(model.mass.astype(self.np_real))
         self.vol.from_numpy(model.volume.astype(self.np_real))
@@ -608,17 +605,19 @@ class MPMSolver:
         """One MLS-MPM substep from slot s to slot so with the control in ctrl row c (and the tracers)."""
         self.advance(s, so, c, dt, 1 if tracers else 0, -1)
 
-    def taped_substeps(self, count: int, dt: float) -> np.ndarray:
-        """The forward half of a taped segment: substeps k = 0..count-1 from slot k to k + 1
-        with control row k, keeping each grid on the tape. Returns which grids were kept [count]."""
+    def taped_substeps(self, count: int, dt: float, first: int = 0) -> np.ndarray:
+        """The forward half of a taped segment: substeps k = first..first+count-1 from slot k to
+        k + 1 with control row k, keeping each grid on the tape (a segment that starts at slot 0
+        starts the tape; one that starts later continues it). Returns which grids were kept [count]."""
         if not self.tape_nodes:
-            for k in range(count):
+            for k in range(first, first + count):
                 self.advance(k, k + 1, k, dt, 0, -1)
             return np.zeros(count, bool)
-        self.tape_start[0] = 0
-        for k in range(count):
+        if first == 0:
+            self.tape_start[0] = 0
+        for k in range(first, first + count):
             self.advance(k, k + 1, k, dt, 0, k)
-        return self.tape_saved.to_numpy()[:count] == 1
+        return self.tape_saved.to_numpy()[first : first + count] == 1
 
     def substep_grad(self, s: int, so: int, c: int, dt: float, taped: bool = False) -> None:
         """The adjoint of a substep: restore its grid from the tape (``taped``) or recompute it,
@@ -640,6 +639,7 @@ class MPMSolver:
     def step(self, state_in: "SlotState", state_out: "SlotState", control: Control, dt: float) -> None:
         """Advance ``state_in`` by one substep ``dt`` (s) into ``state_out`` under ``control``."""
         self.set_control(control)
+        self.owner = None
         table, *_ = control.substep_table(state_in.time, dt, 1)
         self.upload_ctrl(table, row=state_in.slot)
         self.substep(state_in.slot, state_out.slot, state_in.slot, dt)
@@ -713,8 +713,9 @@ class MPMSolver:
             self.stage_F[p] = self.F.grad[slot, p]
 
     @ti.kernel
-    def clear_state_grads(self):
-        for s, p in self.x:
+    def clear_state_grads(self, count: ti.i32):
+        """Zero the adjoints of slots 0..count-1."""
+        for s, p in ti.ndrange(count, self.n):
             self.x.grad[s, p] = ti.Vector.zero(float, 3)
             self.v.grad[s, p] = ti.Vector.zero(float, 3)
             self.C.grad[s, p] = ti.Matrix.zero(float, 3, 3)
@@ -788,6 +789,29 @@ class MPMSolver:
         scalars += max(1, self.tape_nodes) * 8
         grads = per_slot + self.n * (2 + 9) + nodes * 8 + self.slots * 12
         return int((scalars + (grads if self.requires_grad else 0)) * item + self.n * 4)
+
+
+def tape_nodes_per_substep(model: Model) -> int:
+    """Grid nodes to set aside on the backward tape per taped substep: twice the block that the
+    particles' rest positions touch (the body may move and spread), at most the whole grid."""
+    cells = (model.x0 - model.domain_min) / model.dx - 0.5
+    rest_block = int(np.prod(np.floor(cells.max(0)) - np.floor(cells.min(0)) + 3))
+    return min(int(np.prod(model.grid_shape)), 2 * rest_block)
+
+
+def tape_slots(model: Model, config: SolverConfig, substeps: int) -> tuple[int, int]:
+    """(slots, tape_nodes) for a differentiable solver that keeps up to ``substeps`` taped substeps
+    within ``config.tape_memory_mb``, and never fewer than ``config.backward_segment``.
+
+    A taped substep costs a particle slot (x, v, C, F, their adjoints, tau and R: 66 reals a
+    particle) and its grid block on the tape (8 reals a node).
+    """
+    item = 8 if config.precision == "f64" else 4
+    per_node = tape_nodes_per_substep(model)
+    per_substep = item * (66 * model.num_particles + 8 * per_node)
+    fit = int(config.tape_memory_mb * 2**20 // per_substep)
+    count = max(config.backward_segment, min(int(substeps), fit))
+    return count + 1, count * per_node
 
 
 def cfl_substeps(model: Model, control: Control | None, frame_dt: float, duration: float, config: SolverConfig) -> int:
