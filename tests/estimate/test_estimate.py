@@ -509,3 +509,27 @@ def test_appearance_fit_recovers_the_rest_frame_of_known_gaussians():
     again = fit_appearance(binding, obs, cam, steps=0)
     assert again.loss_after == again.loss_before == pytest.approx(fit.loss_after, rel=1e-4)
     assert torch.equal(binding.colors, colors_fitted)
+
+
+def test_estimator_rollouts_follow_its_courant_number_and_keep_every_frame_on_the_tape(tiny_job):
+    """dt = cfl dx / max(c_p, v_max): EstimateConfig.cfl at twice the job's halves the substeps per
+    frame (to a whole substep), and the job's own stays the default. An iteration's differentiable
+    rollout fits on the tape whole, so its backward pass recomputes no frame."""
+    from physinteract import contract
+    from physinteract.estimate.optimize import EstimateConfig, Estimator
+
+    folder, _ = tiny_job
+    job = contract.read_job(folder)
+    est = Estimator(job, EstimateConfig(mode="joint", appearance_steps=0), folder)
+    est.forward_loss()
+    s = est.sim.substeps
+    fast = Estimator(job, EstimateConfig(mode="joint", appearance_steps=0, cfl=2 * job.solver.cfl), folder)
+    fast.forward_loss()
+    assert s >= 4 and abs(fast.sim.substeps - s / 2) <= 1
+    loss, _ = est.objective()
+    assert est.sim.rollout is not None and est.sim.rollout.kept == 0
+    loss.backward()
+    assert est.field.z.grad is not None and bool(torch.isfinite(est.field.z.grad).all())
+    assert float(est.field.z.grad.abs().max()) > 0
+    with pytest.raises(ValueError, match="EstimateConfig.cfl"):
+        EstimateConfig(cfl=0.0)

@@ -6,7 +6,7 @@ import signal
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 T = TypeVar("T")
 
@@ -41,3 +41,33 @@ def logged_input(cache: Path, load: Callable[[], T]) -> T:
     except Exception as e:
         EventLog(Path(cache) / EVENTS_FILE).emit("error", message=str(e))
         raise
+
+
+def describe_search(ev: dict[str, Any]) -> str | None:
+    """One line for an estimator event of its forward searches (scan, rescan, lag_scan, contact_scan,
+    region_scan, split_scan) or their summaries (scan_done, rescan_done, region_scan_done); None for
+    any other event. The CLI's and the example's progress printers share it."""
+    kind = ev.get("event")
+    if kind in ("scan", "rescan"):
+        return f"{kind} {ev['step']}: x10^{ev['log10_factor']:+.3f} loss {ev['loss']:.4f}"
+    if kind == "lag_scan":
+        return f"lag_scan {ev['step']}: T0 shifted {ev['lag_frames']:+.2f} frames, loss {ev['loss']:.4f}"
+    if kind == "contact_scan":
+        return (f"contact_scan {ev['step']}: contact set {ev['spacings']:+d} spacings ({ev['particles']} particles), "
+                f"loss {ev['loss']:.4f}")
+    if kind == "region_scan":
+        return f"region_scan {ev['step']}: a contrast between {ev['controls']} of {ev['of']} control points and the rest"
+    if kind == "split_scan":
+        a, b = ev["log10_factors"]
+        return f"split_scan: parts x10^({a:+.3f}, {b:+.3f}) loss {ev['loss']:.4f}"
+    if kind in ("scan_done", "rescan_done", "region_scan_done"):
+        text = f"{kind}: E median {ev['E_median']:.4g} Pa"
+        if ev.get("lag_frames"):
+            text += f", T0 shifted {ev['lag_frames']:+.2f} frames"
+        if ev.get("contact_spacings"):
+            text += f", contact set {ev['contact_spacings']:+d} spacings ({ev['contact_particles']} particles)"
+        for a, b in ev.get("region_factors") or []:
+            text += f", parts x10^({a:+.3f}, {b:+.3f})"
+        return text
+    return None
+

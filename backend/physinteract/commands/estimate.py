@@ -25,6 +25,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="what to optimise (default joint; material_only keeps the trajectory at T0)")
     p.add_argument("--iterations", type=int, default=None, help="gradient iterations (default: the job's solver.iterations)")
     p.add_argument("--arch", choices=("auto", "cpu", "cuda"), default=None, help="override the job's solver.arch")
+    p.add_argument("--cfl", type=float, default=None,
+                   help="Courant number of the estimator's rollouts (default: the job's solver.cfl); larger is faster and coarser")
     p.add_argument("--no-resume", action="store_true", help="start over even when the cache holds a matching checkpoint")
     p.add_argument("--quiet", action="store_true", help="no progress bar on stderr")
 
@@ -37,7 +39,7 @@ def _bar(ev: dict[str, Any], started: float) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from physinteract.commands._run import logged_input, stop_requests
+    from physinteract.commands._run import describe_search, logged_input, stop_requests
     from physinteract.contract import read_job
 
     started = time.perf_counter()
@@ -45,29 +47,18 @@ def run(args: argparse.Namespace) -> int:
     def progress(ev: dict[str, Any]) -> None:
         if args.quiet:
             return
+        text = describe_search(ev)
         if ev["event"] == "progress":
             print(_bar(ev, started), end="", file=sys.stderr, flush=True)
-        elif ev["event"] == "region_scan":
-            print(f"\rregion_scan {ev['step']}: a contrast between {ev['controls']} of {ev['of']} control points and the rest   ",
-                  end="", file=sys.stderr, flush=True)
-        elif ev["event"] in ("scan", "rescan"):
-            print(f"\r{ev['event']} {ev['step']}: x10^{ev['log10_factor']:+.2f} loss {ev['loss']:.4f}   ",
-                  end="", file=sys.stderr, flush=True)
-        elif ev["event"] == "lag_scan":
-            print(f"\rlag_scan {ev['step']}: T0 shifted {ev['lag_frames']:+.2f} frames, loss {ev['loss']:.4f}   ",
-                  end="", file=sys.stderr, flush=True)
-        elif ev["event"] == "contact_scan":
-            print(f"\rcontact_scan {ev['step']}: contact set {ev['spacings']:+d} spacings ({ev['particles']} particles), "
-                  f"loss {ev['loss']:.4f}   ", end="", file=sys.stderr, flush=True)
-        elif ev["event"] == "split_scan":
-            a, b = ev["log10_factors"]
-            print(f"\rsplit_scan: parts x10^({a:+.3f}, {b:+.3f}) loss {ev['loss']:.4f}   ", end="", file=sys.stderr, flush=True)
+        elif text is not None:  # a search's step replaces the line; its summary stays on screen
+            print(f"\r{text}   ", end="\n" if ev["event"].endswith("_done") else "", file=sys.stderr, flush=True)
 
     with stop_requests() as should_stop:
         job = logged_input(args.cache, lambda: read_job(args.job))
         from physinteract.estimate.optimize import EstimateConfig, estimate_job
 
-        config = EstimateConfig(mode=args.mode, iterations=args.iterations, arch=args.arch, resume=not args.no_resume)
+        config = EstimateConfig(mode=args.mode, iterations=args.iterations, arch=args.arch, cfl=args.cfl,
+                                resume=not args.no_resume)
         try:
             result = estimate_job(job, args.cache, config, job_folder=args.job, progress=progress, should_stop=should_stop)
         except Exception as e:

@@ -13,6 +13,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from physinteract.commands._run import describe_search
+
 HELP = "run the main job on the bundled example (soft rope): estimate its material from a video, bake a novel interaction"
 DESCRIPTION = (
     "Estimate the bundled rope's material field and grasp trajectory from its bundled video (joint "
@@ -49,23 +51,8 @@ def _progress(ev: dict[str, Any]) -> None:
         if "appearance" in ev:
             app = ev["appearance"]
             _say(f"estimate: appearance fitted to the rest frame, PSNR {app['psnr_before']:.1f} -> {app['psnr_after']:.1f} dB")
-    elif kind == "region_scan":
-        _say(f"estimate: region_scan {ev['step']}: a contrast between {ev['controls']} of {ev['of']} control points and the rest")
-    elif kind in ("scan", "rescan"):
-        _say(f"estimate: {kind} {ev['step']} log10 factor {ev['log10_factor']:+.3f} loss {ev['loss']:.4f}")
-    elif kind == "lag_scan":
-        _say(f"estimate: lag_scan {ev['step']} T0 shifted {ev['lag_frames']:+.2f} frames, loss {ev['loss']:.4f}")
-    elif kind == "contact_scan":
-        _say(f"estimate: contact_scan {ev['step']} contact set {ev['spacings']:+d} spacings ({ev['particles']} particles), "
-             f"loss {ev['loss']:.4f}")
-    elif kind == "split_scan":
-        a, b = ev["log10_factors"]
-        _say(f"estimate: split_scan parts log10 factors ({a:+.3f}, {b:+.3f}) loss {ev['loss']:.4f}")
-    elif kind in ("scan_done", "rescan_done", "region_scan_done"):
-        lag = f", T0 shifted {ev['lag_frames']:+.2f} frames" if ev.get("lag_frames") else ""
-        if ev.get("contact_spacings"):
-            lag += f", contact set {ev['contact_spacings']:+d} spacings ({ev['contact_particles']} particles)"
-        _say(f"estimate: {kind}, E median {ev['E_median']:.4g} Pa{lag}")
+    elif (text := describe_search(ev)) is not None:
+        _say(f"estimate: {text}")
     elif kind == "progress":
         _say(f"estimate: iteration {ev['iteration']}/{ev['iterations']} loss {ev['loss']:.4f} E median {ev['E_median']:.4g} Pa "
              f"({ev['seconds']:.1f} s, ETA {ev['eta_s']:.0f} s)")
