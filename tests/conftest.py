@@ -2,10 +2,20 @@
 
 from __future__ import annotations
 
+import gc
+
 import numpy as np
 import pytest
 
 from physinteract import contract
+
+
+@pytest.fixture(autouse=True)
+def _free_solvers():
+    """Collect each test's leftovers: an Estimator sits in reference cycles, and its solver's
+    Taichi fields (hundreds of MB, freed by MPMSolver.__del__) must not pile up across tests."""
+    yield
+    gc.collect()
 
 
 def make_job(n: int = 40, frames: int = 6, with_camera: bool = True, seed: int = 0) -> contract.Job:

@@ -484,7 +484,10 @@ def simulate(model: Any, control: Any, frame_dt: float, frames: int) -> tuple[np
     from physinteract.mpm.rollout import Rollout
 
     sim = Rollout(model, control, frame_dt=frame_dt, num_frames=frames)
-    xs = sim.forward()
+    try:
+        xs = sim.forward()
+    finally:
+        sim.solver.release()  # the suite simulates many scenes in one process
     return xs, np.stack([s.F for s in sim.checkpoints]), sim.substeps[0]
 
 

@@ -39,10 +39,10 @@ class Simulator:
         self.frame_dt = float(frame_dt)
         self.num_frames = int(num_frames)
         self.config = config or model.config
-        # room on the tape for the whole rollout at up to 4x the initial material's substeps
-        # (16x stiffer), within config.tape_memory_mb
+        # room on the tape for the whole rollout at up to twice the initial material's substeps (4x
+        # stiffer), within config.tape_memory_mb; a stiffer rollout keeps only its last frames there
         s0 = cfl_substeps(model, control, self.frame_dt, self.frame_dt * self.num_frames, self.config)
-        slots, tape_nodes = tape_slots(model, self.config, 4 * s0 * self.num_frames)
+        slots, tape_nodes = tape_slots(model, self.config, 2 * s0 * self.num_frames)
         self.solver = MPMSolver(model, self.config, slots=slots, requires_grad=True, tape_nodes=tape_nodes)
         self.rollout: Rollout | None = None
         self.substeps = 0

@@ -327,6 +327,11 @@ class Estimator:
                      substeps=self.sim.substeps)
         return loss, terms
 
+    def close(self) -> None:
+        """Free the simulator's Taichi fields now (about ``tape_memory_mb`` at the benchmark's
+        sizes; Taichi would keep them to the end of the process). Nothing can be simulated after."""
+        self.sim.solver.release()
+
     def forward_loss(self) -> float:
         """The image loss of the current parameters, forward only (the scan); inf when the simulation fails."""
         from physinteract.mpm.rollout import SimulationError
@@ -880,10 +885,14 @@ def estimate_job(
     """
     if cache_folder is None:
         est = Estimator(job, config, job_folder)
-        return est.run(None, progress, should_stop)
+        try:
+            return est.run(None, progress, should_stop)
+        finally:
+            est.close()
     cache = Path(cache_folder)
     cache.mkdir(parents=True, exist_ok=True)
     events = contract.EventLog(cache / contract.cache.EVENTS_FILE)
+    est = None
     try:
         est = Estimator(job, config, job_folder)
         result = est.run(cache, progress, should_stop)
@@ -892,6 +901,9 @@ def estimate_job(
         msg = f"{type(e).__name__}: {e}" if not isinstance(e, KeyboardInterrupt) else "interrupted"
         events.emit("error", message=msg)
         raise
+    finally:
+        if est is not None:
+            est.close()
     events.emit("done", **{k: v for k, v in result.summary().items() if k not in ("trajectory", "trajectory_times")})
     return result
 

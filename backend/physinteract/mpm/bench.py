@@ -33,6 +33,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--frames", type=int, default=14, help="--estimator: output frames")
     p.add_argument("--substeps", type=int, default=40, help="--estimator: substeps per frame")
     p.add_argument("--segment", type=int, default=None, help="--estimator: backward_segment (default: SolverConfig's)")
+    p.add_argument("--tape-memory", type=float, default=None,
+                   help="--estimator: SolverConfig.tape_memory_mb (default: SolverConfig's; 0: only backward_segment substeps)")
     p.add_argument("--repeat", type=int, default=3, help="--estimator: timed forward + backward runs; the best is reported")
 
 
@@ -124,6 +126,7 @@ def _bench_estimator(args: argparse.Namespace) -> dict[str, Any]:
     from physinteract.mpm.config import SolverConfig
     from physinteract.mpm.model import Control, make_model
     from physinteract.mpm.rollout import Rollout
+    from physinteract.mpm.solver import MPMSolver, tape_slots
 
     side = max(2, round((args.particles / 4) ** (1 / 3)))
     n_xyz = (4 * side, side, side)
@@ -133,6 +136,8 @@ def _bench_estimator(args: argparse.Namespace) -> dict[str, Any]:
     cfg = SolverConfig(grid_resolution=args.grid, precision=args.precision, arch=args.arch)
     if args.segment:
         cfg.backward_segment = args.segment
+    if args.tape_memory is not None:
+        cfg.tape_memory_mb = args.tape_memory
     model = make_model(x0, spacing**3, 1000.0, 1e5, 0.3, cfg)
     contact = np.where(x0[:, 0] < x0[:, 0].min() + 2.5 * spacing)[0]
     grip = x0[contact].mean(0)
@@ -142,7 +147,9 @@ def _bench_estimator(args: argparse.Namespace) -> dict[str, Any]:
     duration = frame_dt * frames
     ctrl = Control("point_adherent", "velocity", contact=contact, times=[0.0, duration / 2, duration],
                    values=[grip, grip + [0.0, 0.0, 0.01], grip + [0.005, 0.0, 0.015]])
-    sim = Rollout(model, ctrl, frame_dt, frames, requires_grad=True, substeps=substeps)
+    slots, tape_nodes = tape_slots(model, cfg, frames * substeps)  # as the estimator allocates them
+    solver = MPMSolver(model, cfg, slots=slots, requires_grad=True, tape_nodes=tape_nodes)
+    sim = Rollout(model, ctrl, frame_dt, frames, requires_grad=True, substeps=substeps, solver=solver)
     rng = np.random.default_rng(0)
     w = {f: rng.normal(size=x0.shape) for f in range(1, frames + 1)}
     t0 = time.perf_counter()
@@ -162,12 +169,14 @@ def _bench_estimator(args: argparse.Namespace) -> dict[str, Any]:
     kernels = _kernel_breakdown(sim, dt)
     fwd_kernels = kernels["advance (all passes, one launch)"]
     recompute = max(0, substeps - cfg.backward_segment) / substeps  # segment starts recomputed per substep
+    kept = min(frames, (slots - 1) // substeps)  # frames the forward pass leaves on the tape
+    rerun = (frames - kept) / frames * (1 + recompute)  # forward substeps the backward pass runs again, per substep
     adjoints = sum(kernels[k] for k in ("g2p_backward", "grid_op_grad", "p2g_backward", "stress_backward"))
     if sim.solver.tape_nodes > 0:
-        bwd_kernels = fwd_kernels * (1 + recompute) + kernels["tape_grid"] + kernels["untape_grid"] + adjoints
+        bwd_kernels = fwd_kernels * rerun + kernels["tape_grid"] + kernels["untape_grid"] + adjoints
     else:
         regrid = sum(kernels[k] for k in ("active_block", "clear_grid", "p2g", "grid_op"))
-        bwd_kernels = fwd_kernels * (1 + recompute) + regrid + adjoints
+        bwd_kernels = fwd_kernels * rerun + regrid + adjoints
     return {
         "case": "estimator",
         "particles": n,
@@ -175,6 +184,9 @@ def _bench_estimator(args: argparse.Namespace) -> dict[str, Any]:
         "frames": frames,
         "substeps_per_frame": substeps,
         "backward_segment": cfg.backward_segment,
+        "tape_memory_mb": cfg.tape_memory_mb,
+        "frames_kept_on_tape": kept,
+        "field_bytes": solver.device_memory_bytes(),
         "first_run_s_incl_compile": round(t_warm, 3),
         "repeat": args.repeat,
         "forward_s": round(fwd, 4),
@@ -191,8 +203,8 @@ def _bench_estimator(args: argparse.Namespace) -> dict[str, Any]:
         "forward_kernels_ms_per_substep": round(fwd_kernels, 4),
         "backward_kernels_ms_per_substep_estimate": round(bwd_kernels, 4),
         "note": "passes and kernels timed in isolation (ti.sync), best of 5 x 50 launches (a lone pass pays a launch); forward "
-                "per substep = advance; backward per substep = advance for the tape (plus recomputed segment starts) + "
-                "tape_grid + untape_grid + the adjoints; the rest of the measured time is Python / transfer overhead",
+                "per substep = advance; backward per substep = advance for the tape of the frames not kept on it by the "
+                "forward pass (plus recomputed segment starts) + tape_grid + untape_grid + the adjoints; the rest of the measured time is Python / transfer overhead",
     }
 
 

@@ -16,7 +16,7 @@ Kept frames: when the solver has slots for it, the forward pass of a differentia
 runs its last frames on the tape itself (as many whole frames as fit, slot k holding substep
 k of that window), and the backward pass runs their adjoints straight away: those frames
 cost s substeps and the adjoints, nothing recomputed. The window is used only while no other
-rollout has run on the solver since this one's forward pass (``MPMSolver.owner``).
+rollout has run on the solver since this one's forward pass (``MPMSolver.generation``).
 """
 
 from __future__ import annotations
@@ -96,6 +96,7 @@ class Rollout:
         self.checkpoints: list[State] = []
         self.tracer_frames: list[tuple[np.ndarray, np.ndarray]] = []
         self.kept = self.num_frames  # first frame whose substeps the forward pass left on the tape
+        self._generation = -1  # the solver's generation this rollout's forward pass left in its slots
         self._kept_taped = np.zeros(0, bool)  # which of those substeps' grids the tape holds
 
     # ------------------------------------------------------------------ forward
@@ -137,7 +138,7 @@ class Rollout:
     def _locate(self, frame: int, table: np.ndarray, dt: float) -> SimulationError:
         """Rerun a failed frame substep by substep to name the first bad substep."""
         sv = self.solver
-        sv.owner = self
+        sv.generation += 1
         sv.write_state(0, self.checkpoints[frame])
 
         def check(k: int, slot: int) -> None:
@@ -168,7 +169,8 @@ class Rollout:
         Returns positions [frames + 1, N, 3] (m), index 0 the start state.
         """
         sv = self.solver
-        sv.owner = self
+        sv.generation += 1  # the slots are this rollout's from now on
+        self._generation = sv.generation
         sv.set_control(self.control)
         keep = self._window() if not tracers else self.num_frames
         self.kept, taped = self.num_frames, []
@@ -243,8 +245,8 @@ class Rollout:
         if len(self.checkpoints) != self.num_frames + 1:
             raise RuntimeError("call forward() over all frames before backward()")
         sv = self.solver
-        keep = self.kept if sv.owner is self else self.num_frames  # another rollout ran since: recompute
-        sv.owner = self
+        keep = self.kept if sv.generation == self._generation else self.num_frames  # another rollout ran since: recompute
+        sv.generation += 1
         grad_F = grad_F or {}
         n, m = self.model.num_particles, len(self.control.times)
         sv.log_E.grad.fill(0)

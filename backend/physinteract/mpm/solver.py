@@ -31,6 +31,7 @@ import math
 
 import numpy as np
 import taichi as ti
+from taichi.lang import impl
 
 from physinteract.mpm.config import SolverConfig
 from physinteract.mpm.model import Control, Model
@@ -84,61 +85,68 @@ class MPMSolver:
         self.requires_grad = g
         self.n = n = model.num_particles
         self.slots = max(2, slots)
-        self.x = ti.Vector.field(3, real, shape=(self.slots, n), needs_grad=g)
-        self.v = ti.Vector.field(3, real, shape=(self.slots, n), needs_grad=g)
-        self.C = ti.Matrix.field(3, 3, real, shape=(self.slots, n), needs_grad=g)
-        self.F = ti.Matrix.field(3, 3, real, shape=(self.slots, n), needs_grad=g)
-        self.tau = ti.Matrix.field(3, 3, real, shape=(self.slots, n))  # Kirchhoff stress of each slot
-        self.tau_adj = ti.Matrix.field(3, 3, real, shape=n if g else 1)  # dL/dtau of the substep being differentiated
-        self.R = ti.Matrix.field(3, 3, real, shape=(self.slots, n))  # its polar rotation (reused by stress_backward)
-        self.mass = ti.field(real, shape=n)
-        self.vol = ti.field(real, shape=n)
-        self.log_E = ti.field(real, shape=n, needs_grad=g)
-        self.nu = ti.field(real, shape=n, needs_grad=g)
-        self.ext_force = ti.Vector.field(3, real, shape=n)
-        self.is_contact = ti.field(ti.i32, shape=n)
+        # the fields live in one SNode tree of their own, which release() frees (Taichi frees
+        # no field by itself: every solver built in a process would stay allocated)
+        self._builder = ti.FieldsBuilder()
+        self._prog = impl.get_runtime().prog
+        self.x = self._place(ti.Vector.field(3, real, needs_grad=g), (self.slots, n))
+        self.v = self._place(ti.Vector.field(3, real, needs_grad=g), (self.slots, n))
+        self.C = self._place(ti.Matrix.field(3, 3, real, needs_grad=g), (self.slots, n))
+        self.F = self._place(ti.Matrix.field(3, 3, real, needs_grad=g), (self.slots, n))
+        self.tau = self._place(ti.Matrix.field(3, 3, real), (self.slots, n))  # Kirchhoff stress of each slot
+        self.tau_adj = self._place(ti.Matrix.field(3, 3, real), n if g else 1)  # dL/dtau of the substep being differentiated
+        self.R = self._place(ti.Matrix.field(3, 3, real), (self.slots, n))  # its polar rotation (reused by stress_backward)
+        self.mass = self._place(ti.field(real), n)
+        self.vol = self._place(ti.field(real), n)
+        self.log_E = self._place(ti.field(real, needs_grad=g), n)
+        self.nu = self._place(ti.field(real, needs_grad=g), n)
+        self.ext_force = self._place(ti.Vector.field(3, real), n)
+        self.is_contact = self._place(ti.field(ti.i32), n)
         self.grid_shape = tuple(int(s) for s in model.grid_shape)
-        self.grid_m = ti.field(real, shape=self.grid_shape, needs_grad=g)
-        self.grid_v_in = ti.Vector.field(3, real, shape=self.grid_shape, needs_grad=g)
-        self.grid_v_out = ti.Vector.field(3, real, shape=self.grid_shape, needs_grad=g)
-        self.grid_contact = ti.field(real, shape=self.grid_shape, needs_grad=g)  # weight of grasped particles
+        self.grid_m = self._place(ti.field(real, needs_grad=g), self.grid_shape)
+        self.grid_v_in = self._place(ti.Vector.field(3, real, needs_grad=g), self.grid_shape)
+        self.grid_v_out = self._place(ti.Vector.field(3, real, needs_grad=g), self.grid_shape)
+        self.grid_contact = self._place(ti.field(real, needs_grad=g), self.grid_shape)  # weight of grasped particles
         # the active block of this substep: first node, extent (nodes per axis) and node count
         self.restrict_grid = bool(restrict_grid)
-        self.block_lo = ti.Vector.field(3, ti.i32, shape=())
-        self.block_hi = ti.Vector.field(3, ti.i32, shape=())
-        self.block_count = ti.field(ti.i32, shape=())
+        self.block_lo = self._place(ti.Vector.field(3, ti.i32), ())
+        self.block_hi = self._place(ti.Vector.field(3, ti.i32), ())
+        self.block_count = self._place(ti.field(ti.i32), ())
         # the backward tape: the active block of the grid of each taped substep k (after grid_op),
         # kept so the backward pass need not scatter it again; tape_saved[k] = 0 when it did not fit
         if tape_nodes is None:
             tape_nodes = min((self.slots - 1) * tape_nodes_per_substep(model), TAPE_NODES_MAX) if g else 0
         self.tape_nodes = int(tape_nodes)
         cap = max(1, self.tape_nodes)
-        self.tape_m = ti.field(real, shape=cap)
-        self.tape_contact = ti.field(real, shape=cap)
-        self.tape_v_in = ti.Vector.field(3, real, shape=cap)
-        self.tape_v_out = ti.Vector.field(3, real, shape=cap)
-        self.tape_lo = ti.Vector.field(3, ti.i32, shape=self.slots)
-        self.tape_hi = ti.Vector.field(3, ti.i32, shape=self.slots)
-        self.tape_start = ti.field(ti.i32, shape=self.slots + 1)  # first tape node of substep k
-        self.tape_saved = ti.field(ti.i32, shape=self.slots)
+        self.tape_m = self._place(ti.field(real), cap)
+        self.tape_contact = self._place(ti.field(real), cap)
+        self.tape_v_in = self._place(ti.Vector.field(3, real), cap)
+        self.tape_v_out = self._place(ti.Vector.field(3, real), cap)
+        self.tape_lo = self._place(ti.Vector.field(3, ti.i32), self.slots)
+        self.tape_hi = self._place(ti.Vector.field(3, ti.i32), self.slots)
+        self.tape_start = self._place(ti.field(ti.i32), self.slots + 1)  # first tape node of substep k
+        self.tape_saved = self._place(ti.field(ti.i32), self.slots)
         # per-substep control: [slot, 0] collider centre, [1] collider velocity, [2] contact velocity, [3] force
-        self.ctrl = ti.Vector.field(3, real, shape=(self.slots, 4), needs_grad=g)
+        self.ctrl = self._place(ti.Vector.field(3, real, needs_grad=g), (self.slots, 4))
         # control parameters live in fields so a new Control needs no recompilation
-        self.contact_mode = ti.field(ti.i32, shape=())
-        self.inv_contact = ti.field(real, shape=())
-        self.collider_type = ti.field(ti.i32, shape=())
-        self.collider_radius = ti.field(real, shape=())
-        self.collider_friction = ti.field(real, shape=())
-        self.collider_axis = ti.Vector.field(3, real, shape=())
-        self.collider_normal = ti.Vector.field(3, real, shape=())
+        self.contact_mode = self._place(ti.field(ti.i32), ())
+        self.inv_contact = self._place(ti.field(real), ())
+        self.collider_type = self._place(ti.field(ti.i32), ())
+        self.collider_radius = self._place(ti.field(real), ())
+        self.collider_friction = self._place(ti.field(real), ())
+        self.collider_axis = self._place(ti.Vector.field(3, real), ())
+        self.collider_normal = self._place(ti.Vector.field(3, real), ())
         # host transfer staging (one state)
-        self.stage_x = ti.Vector.field(3, real, shape=n)
-        self.stage_v = ti.Vector.field(3, real, shape=n)
-        self.stage_C = ti.Matrix.field(3, 3, real, shape=n)
-        self.stage_F = ti.Matrix.field(3, 3, real, shape=n)
+        self.stage_x = self._place(ti.Vector.field(3, real), n)
+        self.stage_v = self._place(ti.Vector.field(3, real), n)
+        self.stage_C = self._place(ti.Matrix.field(3, 3, real), n)
+        self.stage_F = self._place(ti.Matrix.field(3, 3, real), n)
         self.num_tracers = nt = model.num_tracers
-        self.tracer_x = ti.Vector.field(3, real, shape=max(1, nt))
-        self.tracer_F = ti.Matrix.field(3, 3, real, shape=max(1, nt))
+        self.tracer_x = self._place(ti.Vector.field(3, real), max(1, nt))
+        self.tracer_F = self._place(ti.Matrix.field(3, 3, real), max(1, nt))
+        if g:
+            self._builder.lazy_grad()
+        self._tree: object = self._builder.finalize()
         # constants of this model, baked into the kernels
         self.dx = float(model.dx)
         self.inv_dx = 1.0 / self.dx
@@ -162,7 +170,7 @@ class MPMSolver:
         self.serial_loops = self.arch == "cpu"
         self.polar_tol = 1e-8 if cfg.precision == "f32" else 1e-18  # squared step (see polar_rotation)
         self._control_key: object = None
-        self.owner: object = None  # the Rollout whose states the slots hold (rollout.py)
+        self.generation = 0  # counts the runs that overwrite the slots (rollout.py keeps a window only within one)
         self.set_material(model.E, model.nu)
         self.mass.from_numpy(model.mass.astype(self.np_real))
         self.vol.from_numpy(model.volume.astype(self.np_real))
@@ -170,6 +178,28 @@ class MPMSolver:
         self.write_tracers(model.tracers, np.tile(np.eye(3), (nt, 1, 1)))
 
     # ------------------------------------------------------------------ helpers
+
+    def _place(self, f, shape):
+        """Place field ``f`` (declared without a shape) with ``shape`` in this solver's SNode tree."""
+        shape = (shape,) if isinstance(shape, int) else tuple(shape)
+        if shape:
+            self._builder.dense(ti.axes(*range(len(shape))), shape).place(f)
+        else:
+            self._builder.place(f)
+        return f
+
+    def release(self) -> None:
+        """Free this solver's fields now; the solver cannot be used afterwards. (A Taichi reset,
+        ``ensure_taichi`` with other settings, has freed them already: then nothing is done.)"""
+        tree, self._tree = self._tree, None
+        if tree is not None and impl.get_runtime().prog is self._prog:
+            tree.destroy()  # type: ignore[attr-defined]
+
+    def __del__(self) -> None:
+        try:
+            self.release()
+        except Exception:  # Taichi already shut down (interpreter exit): nothing left to free
+            pass
 
     @ti.func
     def origin_vec(self):
@@ -639,7 +669,7 @@ class MPMSolver:
     def step(self, state_in: "SlotState", state_out: "SlotState", control: Control, dt: float) -> None:
         """Advance ``state_in`` by one substep ``dt`` (s) into ``state_out`` under ``control``."""
         self.set_control(control)
-        self.owner = None
+        self.generation += 1
         table, *_ = control.substep_table(state_in.time, dt, 1)
         self.upload_ctrl(table, row=state_in.slot)
         self.substep(state_in.slot, state_out.slot, state_in.slot, dt)
