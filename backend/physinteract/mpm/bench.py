@@ -204,7 +204,8 @@ def _bench_estimator(args: argparse.Namespace) -> dict[str, Any]:
         "backward_kernels_ms_per_substep_estimate": round(bwd_kernels, 4),
         "note": "passes and kernels timed in isolation (ti.sync), best of 5 x 50 launches (a lone pass pays a launch); forward "
                 "per substep = advance; backward per substep = advance for the tape of the frames not kept on it by the "
-                "forward pass (plus recomputed segment starts) + tape_grid + untape_grid + the adjoints; the rest of the measured time is Python / transfer overhead",
+                "forward pass (plus recomputed segment starts) + tape_grid + untape_grid + the adjoints; the rest of the "
+                "measured time is Python / transfer overhead",
     }
 
 
