@@ -296,7 +296,7 @@ class Rollout:
                 g_ctrl[a : a + count] = sv.ctrl.grad.to_numpy()[:count]
                 adj = sv.read_adjoint(0)
             g_keys += self._key_grads(g_ctrl, wp, wv, wf)
-        self.kept = self.num_frames  # the adjoints overwrote the window's tape
+        self.kept = self.num_frames  # a second backward pass recomputes: frames before the window reuse its slots
         g_nu = sv.nu.grad.to_numpy().astype(np.float64)
         theta = theta_from_nu(np.clip(sv.nu.to_numpy().astype(np.float64), 1e-9, 0.49 - 1e-9))
         return Gradients(
