@@ -12,8 +12,9 @@ from physinteract import contract
 
 @pytest.fixture(autouse=True)
 def _free_solvers():
-    """Collect each test's leftovers: an Estimator sits in reference cycles, and its solver's
-    Taichi fields (hundreds of MB, freed by MPMSolver.__del__) must not pile up across tests."""
+    """Collect each test's leftovers: an Estimator's simulator and solver outlive it until the
+    cyclic collector runs (seen with weakrefs), and the solver's Taichi fields (hundreds of MB,
+    freed by MPMSolver.__del__) must not pile up across tests."""
     yield
     gc.collect()
 

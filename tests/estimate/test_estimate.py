@@ -521,10 +521,12 @@ def test_estimator_rollouts_follow_its_courant_number_and_keep_every_frame_on_th
     folder, _ = tiny_job
     job = contract.read_job(folder)
     est = Estimator(job, EstimateConfig(mode="joint", appearance_steps=0), folder)
+    assert est.sim.config.cfl == job.solver.cfl
     est.forward_loss()
     s = est.sim.substeps
     fast = Estimator(job, EstimateConfig(mode="joint", appearance_steps=0, cfl=2 * job.solver.cfl), folder)
     fast.forward_loss()
+    fast.close()
     assert s >= 4 and abs(fast.sim.substeps - s / 2) <= 1
     loss, _ = est.objective()
     assert est.sim.rollout is not None and est.sim.rollout.kept == 0

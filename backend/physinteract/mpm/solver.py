@@ -37,6 +37,9 @@ from physinteract.mpm.config import SolverConfig
 from physinteract.mpm.model import Control, Model
 from physinteract.mpm.runtime import ensure_taichi
 
+STATE_REALS = 24  # x, v, C, F of one particle in one slot
+STRESS_REALS = 18  # tau and R of one particle in one slot
+TAPE_NODE_REALS = 8  # m, contact, v_in, v_out of one grid node on the tape
 TAPE_NODES_MAX = 1 << 20  # grid nodes the backward tape may hold (8 reals each), over all taped substeps
 COLLIDER_CODES = {"none": 0, "sphere": 1, "capsule": 2, "plane": 3}
 GROUND_CODES = {"sticky": 0, "slip": 1, "separate": 2}
@@ -813,10 +816,10 @@ class MPMSolver:
         """Bytes of this solver's Taichi fields (values and adjoints), from their shapes."""
         item = 8 if self.np_real == np.float64 else 4
         nodes = int(np.prod(self.grid_shape))
-        per_slot = self.slots * self.n * 24  # x, v, C, F (and their adjoints)
-        scalars = per_slot + self.slots * self.n * 18 + self.n * (2 + 2 + 3 + 24)  # + tau, R per slot; per particle
+        per_slot = self.slots * self.n * STATE_REALS  # x, v, C, F (and their adjoints)
+        scalars = per_slot + self.slots * self.n * STRESS_REALS + self.n * (2 + 2 + 3 + 24)  # + tau, R per slot; per particle
         scalars += nodes * 8 + self.slots * 12 + max(1, self.num_tracers) * 12
-        scalars += max(1, self.tape_nodes) * 8
+        scalars += max(1, self.tape_nodes) * TAPE_NODE_REALS
         grads = per_slot + self.n * (2 + 9) + nodes * 8 + self.slots * 12
         return int((scalars + (grads if self.requires_grad else 0)) * item + self.n * 4)
 
@@ -834,11 +837,11 @@ def tape_slots(model: Model, config: SolverConfig, substeps: int) -> tuple[int, 
     within ``config.tape_memory_mb``, and never fewer than ``config.backward_segment``.
 
     A taped substep costs a particle slot (x, v, C, F, their adjoints, tau and R: 66 reals a
-    particle) and its grid block on the tape (8 reals a node).
+    particle) and its grid block on the tape (8 reals a node), as ``device_memory_bytes`` counts them.
     """
     item = 8 if config.precision == "f64" else 4
     per_node = tape_nodes_per_substep(model)
-    per_substep = item * (66 * model.num_particles + 8 * per_node)
+    per_substep = item * ((2 * STATE_REALS + STRESS_REALS) * model.num_particles + TAPE_NODE_REALS * per_node)
     fit = int(config.tape_memory_mb * 2**20 // per_substep)
     count = max(config.backward_segment, min(int(substeps), fit))
     return count + 1, count * per_node
