@@ -35,6 +35,13 @@ class SolverConfig:
     cfl: Courant number for the automatic substep.
     max_substeps_per_frame: refuse (clear error) rather than run more substeps than this.
     gravity: m/s^2.  damping: grid velocity damping rate (1/s), v *= exp(-damping dt).
+    pic_time: relaxation time (s) of the particle velocities toward the grid's. A particle's new
+        velocity is the gathered grid velocity (APIC) plus a share a = 1 - min(1, dt / pic_time) of
+        its own velocity that the grid could not hold (FLIP). The APIC transfer alone loses that
+        part at every substep, so its damping grows with the number of substeps: a freely vibrating
+        bar kept 4 % of its energy over 0.4 s at cfl 0.1 and 40 % at cfl 0.4. With 0.1 s it keeps
+        76 % and 80 %; with 0.01 s, 64 % and 75 %. The PIC share damps particle-scale velocity noise
+        that the grid cannot see. 0 = pure APIC.
     walls: free-slip walls ``wall_cells`` cells inside the domain box (off for conservation tests).
     arch: "auto" (CUDA when present, else CPU), "cpu" or "cuda".  precision: "f32" or "f64".
     polar_iterations: Newton iterations of the polar decomposition F = R S (unrolled, differentiable).
@@ -62,6 +69,7 @@ class SolverConfig:
     max_substeps_per_frame: int = 20000
     gravity: tuple[float, float, float] = (0.0, 0.0, -9.81)
     damping: float = 0.0
+    pic_time: float = 0.1
     ground: GroundConfig = field(default_factory=GroundConfig)
     walls: bool = True
     wall_cells: int = 2
@@ -86,6 +94,8 @@ class SolverConfig:
             raise ValueError(f"SolverConfig.on_failure: expected 'raise' or 'retry', got {self.on_failure!r}")
         if not self.cfl > 0:
             raise ValueError(f"SolverConfig.cfl: expected a positive Courant number, got {self.cfl}")
+        if not self.pic_time >= 0:
+            raise ValueError(f"SolverConfig.pic_time: expected >= 0 s, got {self.pic_time}")
         if self.backward_segment < 1:
             raise ValueError(f"SolverConfig.backward_segment: expected >= 1, got {self.backward_segment}")
         if not self.tape_memory_mb >= 0:
