@@ -47,7 +47,8 @@ from physinteract.mpm.runtime import ensure_taichi
 
 STATE_REALS = 24  # x, v, C, F of one particle in one slot
 STRESS_REALS = 18  # tau and R of one particle in one slot
-TAPE_NODE_REALS = 11  # m, contact, mv, v_in, v_out of one grid node on the tape
+GRID_NODE_REALS = 11  # m, contact, mv, v_in, v_out of one grid node (and their adjoints)
+TAPE_NODE_REALS = GRID_NODE_REALS  # the tape keeps a node whole
 TAPE_NODES_MAX = 1 << 20  # grid nodes the backward tape may hold (11 reals each), over all taped substeps
 COLLIDER_CODES = {"none": 0, "sphere": 1, "capsule": 2, "plane": 3}
 GROUND_CODES = {"sticky": 0, "slip": 1, "separate": 2}
@@ -426,7 +427,8 @@ class MPMSolver:
                 dpos = (offset - fx) * self.dx
                 weight = w[i, 0] * w[j, 1] * w[k, 2]
                 self.grid_v_in[base + offset] += weight * (mom + affine @ dpos)
-                self.grid_mv[base + offset] += weight * (mv + mC @ dpos)
+                if ti.static(self.pic_time > 0.0):  # only the FLIP update reads it
+                    self.grid_mv[base + offset] += weight * (mv + mC @ dpos)
                 self.grid_m[base + offset] += weight * self.mass[p]
                 if mode == 1:
                     self.grid_contact[base + offset] += weight
@@ -570,7 +572,7 @@ class MPMSolver:
             F = self.F[s, p]
             new_C = self.C[so, p]
             g_v = self.v.grad[so, p] + dt * Gx  # adjoint of the gathered grid velocity
-            g_res = a * self.v.grad[so, p]  # adjoint of the FLIP residual v[s] - velocity_before
+            g_res = a * self.v.grad[so, p]  # adjoint of the FLIP residual v[s] - v_before
             g_C = self.C.grad[so, p] + dt * GF @ F.transpose()
             if self.contact_mode[None] * self.is_contact[p] == 1:
                 self.ctrl.grad[c, 2] += g_v
@@ -878,9 +880,9 @@ class MPMSolver:
         nodes = int(np.prod(self.grid_shape))
         per_slot = self.slots * self.n * STATE_REALS  # x, v, C, F (and their adjoints)
         scalars = per_slot + self.slots * self.n * STRESS_REALS + self.n * (2 + 2 + 3 + 24)  # + tau, R per slot; per particle
-        scalars += nodes * 11 + self.slots * 12 + max(1, self.num_tracers) * 12
+        scalars += nodes * GRID_NODE_REALS + self.slots * 12 + max(1, self.num_tracers) * 12
         scalars += max(1, self.tape_nodes) * TAPE_NODE_REALS
-        grads = per_slot + self.n * (2 + 9) + nodes * 11 + self.slots * 12
+        grads = per_slot + self.n * (2 + 9) + nodes * GRID_NODE_REALS + self.slots * 12
         return int((scalars + (grads if self.requires_grad else 0)) * item + self.n * 4)
 
 
