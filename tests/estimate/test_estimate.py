@@ -87,6 +87,48 @@ def test_field_is_a_partition_of_unity_and_the_interior_copies_the_surface():
     assert 0.05 <= float(nu.min()) <= float(nu.max()) <= 0.45
 
 
+def test_held_particles_take_the_material_of_their_nearest_free_particle(tiny_job):
+    """A grasp moves the particles it holds rigidly, so the video cannot show their material: with the contact set
+    held, each held particle's E and nu are those of its nearest particle outside the set, every other particle keeps
+    its own, and the gradient of a loss on the held particles reaches the control points through the free ones. The
+    estimator holds a point_adherent grasp's set (and the set a contact search leaves), and nothing without a grasp."""
+    from physinteract import contract
+    from physinteract.estimate.field import FieldConfig, MaterialField
+    from physinteract.estimate.optimize import EstimateConfig, Estimator
+    from physinteract.geometry.neighbors import knn
+
+    x = _block((12, 4, 4), 0.01, (0, 0, 0))
+    f = MaterialField(x, np.zeros(len(x), np.uint8), 2e4, 0.3, FieldConfig(control_points=16, E_min=1e3, E_max=1e6))
+    with torch.no_grad():
+        f.z.copy_(torch.linspace(np.log(1e3), np.log(1e6), f.num_controls))
+        f.theta.copy_(torch.linspace(-1.0, 1.0, f.num_controls))
+    own_E, own_nu = f.log_E().detach().numpy(), f.nu().detach().numpy()
+    held = np.flatnonzero(x[:, 0] > 0.08)  # the last 4 layers
+    free = np.setdiff1d(np.arange(len(x)), held)
+    f.hold(held)
+    logE, nu = f.log_E(), f.nu()
+    _, near = knn(x[held], x[free], 1)
+    np.testing.assert_allclose(logE.detach().numpy()[held], own_E[free[near[:, 0]]])
+    np.testing.assert_allclose(nu.detach().numpy()[held], own_nu[free[near[:, 0]]])
+    np.testing.assert_allclose(logE.detach().numpy()[free], own_E[free])
+    assert np.all(np.abs(x[free[near[:, 0]], 0] - 0.075) < 1e-9)  # the layer next to the grip
+    (g,) = torch.autograd.grad(logE[held].sum(), [f.z])
+    assert float(g.abs().sum()) > 0.0
+    f.hold(None)
+    np.testing.assert_allclose(f.log_E().detach().numpy(), own_E)
+
+    folder, _ = tiny_job
+    job = contract.read_job(folder)
+    assert job.interaction.type == "point_adherent" and len(job.contact)
+    est = Estimator(job, EstimateConfig(mode="material_only", appearance_steps=0), folder)
+    held_now = np.flatnonzero(est.field.source.numpy() != np.arange(len(job.particles)))
+    np.testing.assert_array_equal(held_now, np.sort(job.contact))
+    est._set_contact(job.contact[: len(job.contact) // 2])
+    assert np.sum(est.field.source.numpy() != np.arange(len(job.particles))) == len(job.contact) // 2
+    off = Estimator(job, EstimateConfig(mode="material_only", appearance_steps=0, held_from_free=False), folder)
+    assert torch.equal(off.field.source, torch.arange(len(job.particles)))
+
+
 def test_charbonnier_smoothness_is_quadratic_near_zero_and_linear_far():
     """sqrt(d^2 + e^2) - e ~ d^2 / (2e) for |d| << e and ~ |d| - e for |d| >> e."""
     from physinteract.estimate.losses import smoothness_loss

@@ -47,3 +47,27 @@ def test_a_freely_vibrating_bar_keeps_its_energy_whatever_the_substep(ti64):
         assert max(np.abs(c.F - np.eye(3)).max() for c in sim.checkpoints) > 0.02  # it did bend
     assert min(kept.values()) > 0.6, kept
     assert abs(kept[0.1] - kept[0.4]) < 0.1, kept
+
+
+def test_a_grasped_bar_swung_by_its_end_follows_the_same_path_whatever_the_substep(ti64):
+    """A bar held at one end (its last 2 cm) and swung up and sideways for half a second under gravity: its path at
+    cfl 0.4 stays within 2 % of its length of the path at cfl 0.1 (measured 1.3 %). A grasp that pulled each touched
+    grid node toward the hand by a fixed share at every substep held tighter the more substeps there were: 4.2 %."""
+    cfg = {"grid_resolution": 32, "precision": "f64", "arch": "cpu", "domain_min": (-0.2, -0.2, -0.1), "domain_max": (0.2, 0.2, 0.35)}
+    x = BAR + np.array([0.0, 0.0, 0.15])
+    held = np.flatnonzero(x[:, 0] > x[:, 0].max() - 0.02)
+    times = np.array([0.0, 0.2, 0.35, 0.5])
+    path = np.array([[0.0, 0.0, 0.0], [0.0, 0.03, 0.05], [0.0, 0.06, 0.03], [0.0, 0.02, 0.06]])
+    runs = {}
+    for cfl in (0.1, 0.4):
+        c = SolverConfig(cfl=cfl, **cfg)
+        model = make_model(x, 0.005**3, RHO, E, NU, c)
+        control = Control("point_adherent", contact=held, times=times, values=path)
+        sim = Rollout(model, control, 1 / 24, 12)
+        runs[cfl] = sim.forward()
+        assert np.abs(runs[cfl][-1][held] - x[held] - path[-1]).max() < 1e-6  # the hand holds them
+    length = float(np.ptp(BAR[:, 0]))
+    sag = float(np.abs(runs[0.1][:, :, 2] - x[None, :, 2]).max())
+    apart = float(np.linalg.norm(runs[0.4] - runs[0.1], axis=-1).mean(1).max()) / length
+    assert sag > 0.2 * length  # it did swing and sag
+    assert apart < 0.02, apart

@@ -129,6 +129,26 @@ class MaterialField(torch.nn.Module):
         nu0a = np.clip(np.broadcast_to(np.asarray(nu0, np.float64), (n,)), cfg.nu_min, cfg.nu_max)
         self.z = torch.nn.Parameter(torch.as_tensor(np.log(E0a[control]), dtype=dtype))
         self.theta = torch.nn.Parameter(torch.as_tensor(theta_from_nu(nu0a[control]), dtype=dtype))
+        self.positions = np.asarray(positions, np.float64)
+        # particle i takes the value the basis gives particle source[i] (itself unless held: see hold())
+        self.register_buffer("source", torch.arange(n), persistent=False)
+
+    def hold(self, held: np.ndarray | None) -> None:
+        """Particles whose material the video cannot show: ``held`` [K] particle indices (None or
+        empty: none), those a grasp moves rigidly with the hand. Each takes the value of its
+        nearest particle at rest outside the set, as the interior takes that of the surface. Their
+        own values would barely change the motion, so the fit would leave them wherever the
+        smoothness term happened to, while the material on either side of the grip is seen."""
+        from physinteract.geometry.neighbors import knn
+
+        n = len(self.positions)
+        source = np.arange(n)
+        held = np.unique(np.asarray(held if held is not None else [], np.int64))
+        free = np.setdiff1d(source, held)
+        if held.size and free.size:
+            _, near = knn(self.positions[held], self.positions[free], 1)
+            source[held] = free[near[:, 0]]
+        self.source = torch.as_tensor(source)
 
     @property
     def num_controls(self) -> int:
@@ -137,11 +157,11 @@ class MaterialField(torch.nn.Module):
     def log_E(self) -> Tensor:
         """[N] log of Young's modulus (E in Pa), clamped to [log E_min, log E_max]."""
         z = self.z.clamp(float(np.log(self.config.E_min)), float(np.log(self.config.E_max)))
-        return (z[self.index] * self.weight).sum(1)
+        return (z[self.index] * self.weight).sum(1)[self.source]
 
     def nu(self) -> Tensor:
         """[N] Poisson's ratio in [nu_min, nu_max]."""
-        theta = (self.theta[self.index] * self.weight).sum(1)
+        theta = (self.theta[self.index] * self.weight).sum(1)[self.source]
         return (NU_MAX * torch.sigmoid(theta)).clamp(self.config.nu_min, self.config.nu_max)
 
     @torch.no_grad()

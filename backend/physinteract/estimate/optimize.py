@@ -124,6 +124,9 @@ class EstimateConfig:
             A contrast between two halves is not found one half at a time: softening the still
             half of a rope lying on the ground alone fits worse, and so does stiffening the
             lifted half alone, while both together fit far better.
+        held_from_free: the particles a grasp holds (point_adherent, velocity drive) take the
+            material of their nearest particle outside the grasp (``MaterialField.hold``): they
+            move rigidly with the hand, so the video does not show their material.
         appearance_steps: before the physics, Adam steps fitting the Gaussians' colours, opacities
             and sizes to the rest frame (``scene.fit_appearance``; 0 = off). Gaussians from a
             reconstruction or sampled from the frame match the video only roughly at rest, and
@@ -137,12 +140,12 @@ class EstimateConfig:
         arch: Taichi arch override ("cpu", "cuda", "auto"), None = the job's.
         cfl: Courant number of the estimator's rollouts when the job sets no fixed substep (None:
             the job's ``solver.cfl``, which bakes always use). Every rollout costs about 1 / cfl,
-            but the motion drifts from the converged one about in proportion to the step: a
-            grasped bar swinging for 0.5 s, against a step 8x smaller, is off by 1.5 % of its
-            length at 0.1, 6.8 % at 0.4 and 8.9 % at 0.6 (the phase of its swing). On the
-            benchmark 0.6 took 2/3 of the time, the same Material Accuracy on tow_rope, better
-            on glove (0.34 -> 0.60) and worse on bow_tie (0.70 -> 0.38): a faster preview, not
-            the default.
+            but the motion drifts from the converged one with the step: a grasped bar swung by
+            its end for 0.5 s under gravity strays from its path at cfl 0.05 by at most 0.55 %
+            of its length at 0.1, and 1.8 % at 0.4. On the benchmark (before the grip became a rate,
+            ``solver.grip_time``) 0.6 took 2/3 of the time, the same Material Accuracy on
+            tow_rope, better on glove (0.34 -> 0.60) and worse on bow_tie (0.70 -> 0.38): a
+            faster preview, not the default.
     """
 
     mode: str = "joint"
@@ -174,6 +177,7 @@ class EstimateConfig:
     region_gain: float = 0.1
     split_step: float = 0.125
     split_max_decades: float = 1.0
+    held_from_free: bool = True
     appearance_steps: int = 100
     patience: int = 6
     tolerance: float = 2e-3
@@ -263,6 +267,7 @@ class Estimator:
         self.sim = Simulator(model, self.control, 1.0 / job.fps, self.num_frames, scfg)
         self.binding = binding_from_job(job, self.observation)
         self.field = MaterialField(job.particles, job.labels, job.E, job.nu, cfg.field)
+        self._set_contact(self.control.contact)
         self.T0 = torch.tensor(np.asarray(self.control.values, np.float64))  # a copy: the lag scan moves it, not the job
         self.keys = torch.nn.Parameter(self.T0.clone())
         lo, hi = job.particles.min(0), job.particles.max(0)
@@ -485,6 +490,8 @@ class Estimator:
     def _set_contact(self, contact: np.ndarray) -> None:
         self.control = dataclasses.replace(self.control, contact=np.asarray(contact, np.int64))
         self.sim.control = dataclasses.replace(self.sim.control, contact=self.control.contact)
+        grasped = self.config.held_from_free and self.control.contact_mode == 1
+        self.field.hold(self.control.contact if grasped else None)
 
     def split_scan(self, current: float, side: np.ndarray, emit: Callable[..., None] | None = None) -> tuple[float, float, float]:
         """Forward-only search of a contrast between two parts of the control points (``side`` [K]

@@ -28,7 +28,7 @@ import numpy as np
 
 from physinteract.mpm.config import SolverConfig
 from physinteract.mpm.model import Control, Model, State, dnu_dtheta, theta_from_nu
-from physinteract.mpm.solver import MPMSolver, cfl_substeps
+from physinteract.mpm.solver import MPMSolver, cfl_substeps, grip_time
 
 
 class SimulationError(RuntimeError):
@@ -92,6 +92,7 @@ class Rollout:
         slots = self.segment + 1 if requires_grad else 2
         self.solver = solver or MPMSolver(model, cfg, slots=slots, requires_grad=requires_grad)
         s0 = substeps or cfl_substeps(model, control, self.frame_dt, self.frame_dt * self.num_frames, cfg)
+        self.grip_time = grip_time(model, control, self.frame_dt, self.frame_dt * self.num_frames, cfg)
         self.substeps: list[int] = [s0] * self.num_frames
         self.checkpoints: list[State] = []
         self.tracer_frames: list[tuple[np.ndarray, np.ndarray]] = []
@@ -172,6 +173,7 @@ class Rollout:
         sv.generation += 1  # the slots are this rollout's from now on
         self._generation = sv.generation
         sv.set_control(self.control)
+        sv.grip_time[None] = self.grip_time
         keep = self._window() if not tracers else self.num_frames
         self.kept, taped = self.num_frames, []
         state = (state0 or State.rest(self.model)).copy()
@@ -247,6 +249,7 @@ class Rollout:
         sv = self.solver
         keep = self.kept if sv.generation == self._generation else self.num_frames  # another rollout ran since: recompute
         sv.generation += 1
+        sv.grip_time[None] = self.grip_time
         grad_F = grad_F or {}
         n, m = self.model.num_particles, len(self.control.times)
         sv.log_E.grad.fill(0)

@@ -50,6 +50,7 @@ STRESS_REALS = 18  # tau and R of one particle in one slot
 GRID_NODE_REALS = 11  # m, contact, mv, v_in, v_out of one grid node (and their adjoints)
 TAPE_NODE_REALS = GRID_NODE_REALS  # the tape keeps a node whole
 TAPE_NODES_MAX = 1 << 20  # grid nodes the backward tape may hold (11 reals each), over all taped substeps
+GRIP_CFL = 0.4  # the grasp's time scale in Courant numbers (grip_time): the grip of a substep at cfl 0.4
 COLLIDER_CODES = {"none": 0, "sphere": 1, "capsule": 2, "plane": 3}
 GROUND_CODES = {"sticky": 0, "slip": 1, "separate": 2}
 EPS = 1e-20
@@ -145,6 +146,7 @@ class MPMSolver:
         # control parameters live in fields so a new Control needs no recompilation
         self.contact_mode = self._place(ti.field(ti.i32), ())
         self.inv_contact = self._place(ti.field(real), ())
+        self.grip_time = self._place(ti.field(real), ())  # s: see grid_node and grip_time()
         self.collider_type = self._place(ti.field(ti.i32), ())
         self.collider_radius = self._place(ti.field(real), ())
         self.collider_friction = self._place(ti.field(real), ())
@@ -499,9 +501,14 @@ class MPMSolver:
             if ti.static(self.damping > 0.0):
                 v *= ti.exp(-self.damping * dt)
             if self.contact_mode[None] == 1:
-                # nodes touched by grasped particles move with them (blend ramps over one particle weight)
+                # Nodes touched by grasped particles move with them. alpha, the grasped particles'
+                # weight at the node, is the share of the hand's velocity the node takes over one
+                # grip time; over a substep dt it takes 1 - (1 - alpha)^(dt / grip_time), so that the
+                # grip relaxes at a rate, not once per substep (which held tighter the smaller the step).
                 alpha = ti.min(self.grid_contact[I], 1.0)
-                v = (1.0 - alpha) * v + alpha * self.ctrl[c, 2]
+                share = 1.0 - ti.pow(ti.max(1.0 - alpha, 1e-4), dt / self.grip_time[None])
+                beta = ti.select(alpha < 1.0, share, 1.0)
+                v = (1.0 - beta) * v + beta * self.ctrl[c, 2]
             xi = self.origin_vec() + I * self.dx
             v = self.collide(xi, v, c)
             if ti.static(self.has_ground):
@@ -759,6 +766,8 @@ class MPMSolver:
             mask[control.contact] = 1
         self.is_contact.from_numpy(mask)
         self.contact_mode[None] = control.contact_mode
+        if self.grip_time[None] <= 0.0:  # until a rollout sets the time scale of its own material
+            self.grip_time[None] = grip_time(self.model, control, None, 0.0, self.config)
         self.inv_contact[None] = 1.0 / max(1, int(mask.sum()))
         self.collider_type[None] = COLLIDER_CODES[control.collider] if control.collider_active else 0
         self.collider_radius[None] = float(control.radius)
@@ -909,20 +918,36 @@ def tape_slots(model: Model, config: SolverConfig, substeps: int) -> tuple[int, 
     return count + 1, count * per_node
 
 
-def cfl_substeps(model: Model, control: Control | None, frame_dt: float, duration: float, config: SolverConfig) -> int:
-    """Substeps per frame from the CFL and elastic wave-speed limits (or the fixed substep).
+def signal_speed(model: Model, control: Control | None, duration: float, config: SolverConfig) -> float:
+    """max(c_p, v_max) (m/s): c_p = sqrt((lambda + 2 mu) / rho) the fastest elastic wave, v_max
+    bounding the initial, driven and gravity-accelerated speeds over ``duration`` (s)."""
+    v_max = float(np.max(np.linalg.norm(model.v0, axis=1))) if model.num_particles else 0.0
+    if control is not None:
+        v_max = max(v_max, control.max_speed())
+    v_max += float(np.linalg.norm(config.gravity)) * duration
+    return max(model.p_wave_speed(), v_max, 1e-6)
 
-    dt <= cfl * dx / max(c_p, v_max), c_p = sqrt((lambda + 2 mu) / rho), v_max bounding the
-    initial, driven and gravity-accelerated speeds over ``duration`` (s).
-    """
+
+def grip_time(model: Model, control: Control | None, frame_dt: float | None, duration: float, config: SolverConfig) -> float:
+    """The grasp's time scale (s): the substep the CFL limit would choose at cfl GRIP_CFL, a whole
+    fraction of ``frame_dt`` (None: GRIP_CFL dx / ``signal_speed`` itself). A node that the grasped
+    particles cover with weight alpha takes that share of the hand's velocity per grip time,
+    whatever the substep (``MPMSolver.grid_node``); at cfl GRIP_CFL that is once per substep.
+    Like the substep count it is constant under small changes of the material, which the
+    gradients do not follow."""
+    limit = GRIP_CFL * model.dx / signal_speed(model, control, duration, config)
+    if frame_dt is None:
+        return limit
+    return frame_dt / max(1, int(math.ceil(frame_dt / limit)))
+
+
+def cfl_substeps(model: Model, control: Control | None, frame_dt: float, duration: float, config: SolverConfig) -> int:
+    """Substeps per frame from the CFL and elastic wave-speed limits (or the fixed substep):
+    dt <= cfl * dx / ``signal_speed`` over ``duration`` (s)."""
     if config.substep_dt is not None:
         count = max(1, int(math.ceil(frame_dt / config.substep_dt - 1e-9)))
     else:
-        v_max = float(np.max(np.linalg.norm(model.v0, axis=1))) if model.num_particles else 0.0
-        if control is not None:
-            v_max = max(v_max, control.max_speed())
-        v_max += float(np.linalg.norm(config.gravity)) * duration
-        speed = max(model.p_wave_speed(), v_max, 1e-6)
+        speed = signal_speed(model, control, duration, config)
         count = max(1, int(math.ceil(frame_dt * speed / (config.cfl * model.dx))))
     if count > config.max_substeps_per_frame:
         raise ValueError(
