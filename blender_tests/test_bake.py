@@ -20,7 +20,7 @@ import bmesh
 import bpy
 import numpy as np
 import pytest
-from helpers import TESTS, add_grip, eval_local, expected_local, set_prefs_python, use_target
+from helpers import TESTS, TICK_LIMIT_MS, add_grip, eval_local, expected_local, set_prefs_python, use_target
 
 from physinteract import contract
 
@@ -131,7 +131,7 @@ def _empty_at(scene: bpy.types.Scene, empty: bpy.types.Object, frame: int) -> np
 def test_cancel_keeps_every_completed_frame_valid(empty_scene: bpy.types.Scene, addon: str, backend: str,
                                                   tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Cancel mid-bake: every completed frame passes its SHA-256 check, the PC2 covers exactly
-    the contiguous completed frames and plays them, the scene stays usable; no tick took > 50 ms."""
+    the contiguous completed frames and plays them, the scene stays usable; no tick waited for the backend (TICK_LIMIT_MS)."""
     bake_session, cache_to_scene, props, _ = _modules(addon)
     if backend != sys.executable:
         monkeypatch.setenv("PHYSINTERACT_FAKE_FRAME_DELAY", "0.25")
@@ -152,7 +152,7 @@ def test_cancel_keeps_every_completed_frame_valid(empty_scene: bpy.types.Scene, 
         time.sleep(0.05)
     assert session.state == bake_session.CANCELLED, session.message
     print(f"max tick {session.max_tick_ms:.2f} ms over {session.ticks} ticks")
-    assert session.max_tick_ms < 50.0
+    assert session.max_tick_ms < TICK_LIMIT_MS
     assert props.scene_settings(scene).max_tick_ms == pytest.approx(session.max_tick_ms)
     cache = tmp_path / "cache"
     frames = contract.completed_frames(cache, verify=True)
@@ -276,7 +276,7 @@ def test_modal_handler_ticks_finish_the_bake_and_never_block_50ms(empty_scene: b
                                                                   press_esc: bool) -> None:
     """The bake operator's modal() (driven with TIMER events, as Blender's event loop would;
     the bpy module has none) follows the backend to the end, ESC cancels keeping completed
-    frames, and no modal tick takes more than 50 ms (measured inside the modal)."""
+    frames, and no modal tick waits for the backend (TICK_LIMIT_MS, measured inside the modal)."""
     bake_session, cache_to_scene, props, _ = _modules(addon)
     if backend != sys.executable:
         monkeypatch.setenv("PHYSINTERACT_FAKE_FRAME_DELAY", "0.1")
@@ -301,7 +301,7 @@ def test_modal_handler_ticks_finish_the_bake_and_never_block_50ms(empty_scene: b
         result = op_cls.modal(op, bpy.context, _Event("TIMER"))
         time.sleep(0.02)
     print(f"modal: {session.ticks} ticks, longest {session.max_tick_ms:.2f} ms")
-    assert session.max_tick_ms < 50.0
+    assert session.max_tick_ms < TICK_LIMIT_MS
     assert op._timer is None
     frames = contract.completed_frames(tmp_path / "cache", verify=True)
     if press_esc:
