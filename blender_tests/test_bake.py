@@ -20,7 +20,7 @@ import bmesh
 import bpy
 import numpy as np
 import pytest
-from helpers import TESTS, TICK_LIMIT_MS, add_grip, eval_local, expected_local, set_prefs_python, use_target
+from helpers import FAKE_STEP_S, TESTS, TICK_LIMIT_MS, add_grip, eval_local, expected_local, set_prefs_python, use_target
 
 from physinteract import contract
 
@@ -134,7 +134,7 @@ def test_cancel_keeps_every_completed_frame_valid(empty_scene: bpy.types.Scene, 
     the contiguous completed frames and plays them, the scene stays usable; no tick waited for the backend (TICK_LIMIT_MS)."""
     bake_session, cache_to_scene, props, _ = _modules(addon)
     if backend != sys.executable:
-        monkeypatch.setenv("PHYSINTERACT_FAKE_FRAME_DELAY", "0.25")
+        monkeypatch.setenv("PHYSINTERACT_FAKE_FRAME_DELAY", str(FAKE_STEP_S))
     scene = empty_scene
     obj, _ = build_scene(scene, tmp_path, addon)
     scene.frame_end = 40
@@ -279,7 +279,7 @@ def test_modal_handler_ticks_finish_the_bake_and_never_block_50ms(empty_scene: b
     frames, and no modal tick waits for the backend (TICK_LIMIT_MS, measured inside the modal)."""
     bake_session, cache_to_scene, props, _ = _modules(addon)
     if backend != sys.executable:
-        monkeypatch.setenv("PHYSINTERACT_FAKE_FRAME_DELAY", "0.1")
+        monkeypatch.setenv("PHYSINTERACT_FAKE_FRAME_DELAY", str(FAKE_STEP_S))
     obj, _ = build_scene(empty_scene, tmp_path, addon)
     empty_scene.frame_end = 30 if press_esc else 6
     op_cls = bpy.types.PHYSINTERACT_OT_bake

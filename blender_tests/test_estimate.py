@@ -11,7 +11,7 @@ import bpy
 import fake_backend
 import numpy as np
 import pytest
-from helpers import TICK_LIMIT_MS
+from helpers import FAKE_STEP_S, TICK_LIMIT_MS
 from test_bake import build_scene
 
 from physinteract import contract
@@ -81,7 +81,7 @@ def test_estimate_progress_reports_each_iteration_then_cancel_keeps_the_field_so
     after k iterations and the kept field is the fake's field after k (known_field(E0, k, K)); no tick waited for the
     backend (TICK_LIMIT_MS)."""
     bake_session, props, _ = _modules(addon)
-    monkeypatch.setenv("PHYSINTERACT_FAKE_ITER_DELAY", "0.15")
+    monkeypatch.setenv("PHYSINTERACT_FAKE_ITER_DELAY", str(FAKE_STEP_S))
     _, preview = _scene_with_preview(empty_scene, tmp_path, addon)
     session = bake_session.EstimateSession(empty_scene, fake, "joint", 40)
     session.start()

@@ -11,7 +11,7 @@ import bpy
 import fake_backend
 import numpy as np
 import pytest
-from helpers import TICK_LIMIT_MS
+from helpers import FAKE_STEP_S, TICK_LIMIT_MS
 from test_bake import FRAMES, build_scene
 
 from physinteract import contract
@@ -85,7 +85,7 @@ def test_init_passes_the_chosen_type_and_contact_box_and_reports_each_stage(
     """The argument list carries --interaction and --contact-box; ticks show the backend's stages in order and never
     wait for the backend (TICK_LIMIT_MS); with no trajectory Empty one is made and keyed; the chosen type lands on the object."""
     init_session, props, bake_session = _modules(addon)
-    monkeypatch.setenv("PHYSINTERACT_FAKE_STAGE_DELAY", "0.1")
+    monkeypatch.setenv("PHYSINTERACT_FAKE_STAGE_DELAY", str(FAKE_STEP_S))
     obj, _ = build_scene(empty_scene, tmp_path, addon)
     add_clip(empty_scene, tmp_path, addon)
     o, s = props.object_settings(obj), props.scene_settings(empty_scene)
