@@ -766,8 +766,8 @@ class MPMSolver:
             mask[control.contact] = 1
         self.is_contact.from_numpy(mask)
         self.contact_mode[None] = control.contact_mode
-        if self.grip_time[None] <= 0.0:  # until a rollout sets the time scale of its own material
-            self.grip_time[None] = grip_time(self.model, control, None, 0.0, self.config)
+        # the grip's time scale for step(); a Rollout sets its own, a whole fraction of its frame
+        self.grip_time[None] = grip_time(self.model, control, None, 0.0, self.config)
         self.inv_contact[None] = 1.0 / max(1, int(mask.sum()))
         self.collider_type[None] = COLLIDER_CODES[control.collider] if control.collider_active else 0
         self.collider_radius[None] = float(control.radius)
