@@ -10,10 +10,11 @@ import argparse
 import importlib
 import json
 
-HELP = "run a benchmark and print JSON (targets: mpm, ply, render)"
+HELP = "run a benchmark and print JSON (targets: mpm, bending, ply, render)"
 
 TARGETS = {
     "mpm": "physinteract.mpm.bench",
+    "bending": "physinteract.mpm.bending",
     "ply": "physinteract.geometry.bench",
     "render": "physinteract.render.bench",
 }
