@@ -124,3 +124,21 @@ def test_full_size_scenes_need_at_most_120_cfl_substeps_per_frame_at_the_estimat
         duration = cfg.frames / cfg.fps
         control = S._control(spec, np.flatnonzero(spec.contact(X)), X, np.asarray(spec.times_frac) * duration, spec.path)
         assert cfl_substeps(model, control, 1 / cfg.fps, duration, model.config) <= 120, name
+
+
+def test_fill_sdf_puts_its_lattice_at_the_given_offset_and_fills_a_cube_with_its_volume():
+    """A 2 cm cube filled at 4 mm spacing: every particle sits at lo - spacing + (k + offset) spacing on each axis,
+    so offsets 0.5 and 0.25 give lattices a quarter spacing apart, both inside the cube; at offset 0.5 the lattice is
+    centred (5 x 5 x 5 particles, 2 mm from the faces) and its particles' volume is the cube's."""
+    cube = S.rounded_box((0.0, 0.0, 0.0), (0.01, 0.01, 0.01))
+    lo, hi, h = np.full(3, -0.01), np.full(3, 0.01), 0.004
+    xs = {}
+    for off in (0.5, 0.25):
+        p = S.fill_sdf(cube, lo, hi, h, np.array([off, off, off]))
+        k = (p.positions - (lo - h)) / h - off
+        np.testing.assert_allclose(k, np.round(k), atol=1e-9)  # on the shifted lattice
+        assert np.all(cube(p.positions) < 0.0)
+        xs[off] = np.unique(np.round(p.positions[:, 0], 9))
+    np.testing.assert_allclose(xs[0.5], [-0.008, -0.004, 0.0, 0.004, 0.008], atol=1e-12)
+    np.testing.assert_allclose(xs[0.25], [-0.009, -0.005, -0.001, 0.003, 0.007], atol=1e-12)
+    assert S.solid_volume(cube, lo, hi) == pytest.approx(0.02**3)

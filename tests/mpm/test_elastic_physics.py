@@ -107,7 +107,6 @@ def test_longitudinal_pulse_travels_at_bar_speed_sqrt_E_over_rho(ti64):
     assert abs(speed - c) < 0.05 * c, (speed, c)
 
 
-
 def test_clamped_beam_sags_under_its_weight_as_beam_theory_predicts_once_resolved(ti64):
     """Bending: a square beam clamped at one end (free length 6 thicknesses) sags under its own weight as
     Timoshenko beam theory predicts, q L^4 / (8 E I) plus the shear term, within 15 % at 4 cells across its

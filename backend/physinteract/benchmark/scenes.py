@@ -378,7 +378,7 @@ def fill_sdf(sdf: SDF, lo: np.ndarray, hi: np.ndarray, spacing: float, offset: n
     """Particles on a cubic lattice (``spacing`` m, shifted by ``offset`` in [0, 1)^3 cells) inside the solid.
     Surface label for particles within one spacing of the boundary."""
     lo, hi = np.asarray(lo, np.float64) - spacing, np.asarray(hi, np.float64) + spacing
-    axes = [lo[d] + (np.arange(int(np.ceil((hi[d] - lo[d]) / spacing)) + offset[d]) * spacing) for d in range(3)]
+    axes = [lo[d] + (np.arange(int(np.ceil((hi[d] - lo[d]) / spacing))) + offset[d]) * spacing for d in range(3)]
     pts = np.stack(np.meshgrid(*axes, indexing="ij"), -1).reshape(-1, 3)
     d = sdf(pts)
     keep = d < 0.0

@@ -46,6 +46,7 @@ def cantilever_sag(cells: float, per_cell: float = 2.0, *, shape: str = "square"
     particles per cell per axis; free length ``slenderness`` x thickness, sag 3 % of it (small
     rotations). ``shape`` "square" (a particle block aligned with the grid) or "round" (a rod, the
     lattice offset drawn from ``seed``). Taichi must be initialised with ``precision``."""
+    from physinteract.benchmark.scenes import fill_sdf, rounded_box
     from physinteract.mpm.config import SolverConfig
     from physinteract.mpm.model import Control, make_model
     from physinteract.mpm.rollout import Rollout
@@ -54,36 +55,38 @@ def cantilever_sag(cells: float, per_cell: float = 2.0, *, shape: str = "square"
     length = slenderness * H
     s = H / (cells * per_cell)  # particle spacing (m)
     hold = 2  # clamped particle layers behind the clamp's face at x = 0
-    offset = np.random.default_rng(seed).random(3) if shape == "round" else np.full(3, 0.5)
-    axes = [np.arange(-hold * s + offset[0] * s, length, s)] + [np.arange(-H / 2 + o * s, H / 2, s) for o in offset[1:]]
-    x0 = np.stack(np.meshgrid(*axes, indexing="ij"), -1).reshape(-1, 3)
-    if shape == "round":
-        x0 = x0[x0[:, 1] ** 2 + x0[:, 2] ** 2 < (H / 2) ** 2]
+    lo, hi = np.array([-hold * s, -H / 2, 0.1 - H / 2]), np.array([length, H / 2, 0.1 + H / 2])
+    box = rounded_box(tuple(0.5 * (lo + hi)), tuple(0.5 * (hi - lo)))
+    if shape == "round":  # the benchmark scenes' filling: a cubic lattice at a random offset, inside the solid
+        offset = np.random.default_rng(seed).random(3)
+        x0 = fill_sdf(lambda p: np.maximum(box(p), np.hypot(p[:, 1], p[:, 2] - 0.1) - H / 2), lo, hi, s, offset).positions
         A, I, k = math.pi * H**2 / 4, math.pi * H**4 / 64, 6 * (1 + nu) / (7 + 6 * nu)
-    elif shape == "square":
+    elif shape == "square":  # particles at cell centres of the box: its faces lie half a spacing out
+        x0 = fill_sdf(box, lo, hi, s, np.full(3, 0.5)).positions
         A, I, k = H * H, H**4 / 12, 10 * (1 + nu) / (12 + 11 * nu)
     else:
         raise ValueError(f"cantilever_sag: shape must be 'square' or 'round', got {shape!r}")
-    x0 = x0 + np.array([0.0, 0.0, 0.1])
     clamp = np.flatnonzero(x0[:, 0] < 0.0)
     tip = np.flatnonzero(x0[:, 0] > x0[:, 0].max() - 0.5 * s)
     shear_modulus = E_BEAM / (2.0 * (1.0 + nu))
     sag_per_load = length**4 / (8.0 * E_BEAM * I) * (1.0 + 4.0 * E_BEAM * I / (k * shear_modulus * A * length**2))  # m per N/m
     g = 0.03 * length / (RHO * A * sag_per_load)
     omega = 1.875**2 * math.sqrt(E_BEAM * I / (RHO * A * length**4))  # rad/s, the first bending mode
-    lo = np.array([-0.03, -2 * H, 0.1 - 2.5 * H - 0.03 * length])
-    hi = np.array([length + 0.03, 2 * H, 0.1 + 2 * H])
-    res = int(round(float((hi - lo).max()) / (H / cells)))
+    domain_min = np.array([-0.03, -2 * H, 0.1 - 2.5 * H - 0.03 * length])
+    domain_max = np.array([length + 0.03, 2 * H, 0.1 + 2 * H])
+    res = int(round(float((domain_max - domain_min).max()) / (H / cells)))
     cfg = SolverConfig(grid_resolution=res, precision=precision, arch=arch, gravity=(0.0, 0.0, -g), damping=2.0 * omega,  # type: ignore[arg-type]
-                       domain_min=tuple(lo), domain_max=tuple(hi))
+                       domain_min=tuple(domain_min), domain_max=tuple(domain_max))
     model = make_model(x0, s**3, RHO, E_BEAM, nu, cfg)
     held = Control("point_adherent", "velocity", contact=clamp, times=[0.0], values=[x0[clamp].mean(0)])
     frames = 14
     t = time.perf_counter()
     sim = Rollout(model, held, 14.0 / omega / frames, frames)  # critically damped: settled to about e^-14
-    xs = sim.forward()
+    try:
+        xs = sim.forward()
+    finally:
+        sim.solver.release()  # a sweep builds one solver per case
     seconds = time.perf_counter() - t
-    sim.solver.release()
     sag = [float(-(x[tip, 2] - x0[tip, 2]).mean()) for x in xs]
     return Sag(sag[-1], RHO * A * g * sag_per_load, len(x0), res, sim.substeps[0], abs(sag[-1] - sag[-2]) / abs(sag[-1]), seconds)
 
