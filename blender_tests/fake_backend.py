@@ -26,6 +26,7 @@ Environment knobs:
     PHYSINTERACT_FAKE_FRAME_DELAY  seconds to sleep before each frame (default 0)
     PHYSINTERACT_FAKE_ITER_DELAY   seconds to sleep before each estimate iteration (default 0)
     PHYSINTERACT_FAKE_FAIL_AT      estimate: fail (error event, exit 1) at this iteration
+    PHYSINTERACT_FAKE_WARNING      simulate: the one warning of its "resolution" event (default none)
     PHYSINTERACT_FAKE_STAGE_DELAY  init: seconds to sleep before each stage (default 0)
     PHYSINTERACT_FAKE_INIT_FAIL    init: fail (error event, exit 1) in this stage
 Exit codes follow the real command line: 2 for an invalid job (ContractError).
@@ -200,6 +201,8 @@ def main(argv: list[str]) -> int:
     w = contract.CacheWriter(args.cache, "simulate", job.fps, job.frame_start, job.frame_end, sets, job=str(args.job))
     traj = np.asarray(job.trajectory, float)
     total = job.num_frames
+    warning = os.environ.get("PHYSINTERACT_FAKE_WARNING")
+    w.events.emit("resolution", warnings=[warning] if warning else [])  # as the real one, before "start"
     w.events.emit("start", frames_total=total, material=args.material, E_median=float(np.median(job.E)))
     for i, frame in enumerate(range(job.frame_start, job.frame_end + 1)):
         if delay:

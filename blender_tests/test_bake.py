@@ -110,6 +110,28 @@ def test_fake_bake_moves_mesh_by_trajectory_displacement_with_scale(empty_scene:
         np.testing.assert_allclose(eval_local(obj), rest + d, atol=1e-5)
 
 
+def test_the_backends_resolution_warning_shows_until_a_run_without_one(empty_scene: bpy.types.Scene, addon: str,
+                                                                      fake: str, tmp_path: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """A warning in the backend's "resolution" event (thin parts, too few particles per cell) lands in the
+    scene's resolution_warning, which the panels draw; the next run without one clears it."""
+    from test_ui import _draw
+
+    _, _, props, _ = _modules(addon)
+    scene = empty_scene
+    build_scene(scene, tmp_path, addon)
+    text = "42% of the particles lie in parts thinner than 4 grid cells"
+    monkeypatch.setenv("PHYSINTERACT_FAKE_WARNING", text)
+    assert bpy.ops.physinteract.bake() == {"FINISHED"}
+    assert props.scene_settings(scene).resolution_warning == text
+    lines = [e.removeprefix("label:") for e in _draw("PHYSINTERACT_PT_bake") if e.startswith("label:")]
+    first = next(i for i, line in enumerate(lines) if line.startswith("42%"))
+    assert " ".join(lines[first:first + 2]) == text and len(lines[first]) <= 48  # wrapped to the sidebar's width
+    monkeypatch.delenv("PHYSINTERACT_FAKE_WARNING")
+    assert bpy.ops.physinteract.bake() == {"FINISHED"}
+    assert props.scene_settings(scene).resolution_warning == ""
+
+
 def _fcurve(obj: bpy.types.Object, path: str, index: int) -> bpy.types.FCurve:
     from bpy_extras import anim_utils
 

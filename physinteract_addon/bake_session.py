@@ -93,6 +93,7 @@ class BackendSession:
         self.state = RUNNING
         self.max_tick_ms = 0.0
         self.ticks = 0
+        self.warnings: list[str] = []  # the backend's warnings on the discretisation ("resolution" event)
         self.kept_frames: list[int] = []
         self.changed_scene = False  # whether the run's end changed the scene (an undo step)
         self.num_particles = 0
@@ -124,6 +125,7 @@ class BackendSession:
         settings.progress = 0.0
         settings.max_tick_ms = 0.0
         settings.status = f"{self.command}: started"
+        settings.resolution_warning = ""
 
     def start(self) -> None:
         scene = self.scene
@@ -190,6 +192,10 @@ class BackendSession:
             proc.cancel()
             settings.status = f"{self.command}: cancelling"
         code = proc.poll()
+        resolution = proc.latest.get("resolution")
+        if resolution is not None and not self.warnings and resolution.get("warnings"):
+            self.warnings = [str(w) for w in resolution["warnings"]]
+            settings.resolution_warning = " ".join(self.warnings)
         fraction, status = self.running_status(proc)
         settings.progress = fraction
         if code is None:

@@ -53,6 +53,8 @@ class _BackendRunOperator(bpy.types.Operator):
     def _report_end(self, state: str) -> OperatorResult:
         assert self._session is not None
         msg = self._session.message
+        for warning in self._session.warnings:
+            self.report({"WARNING"}, warning)
         if state == bake_session.FINISHED:
             self.report({"INFO"}, msg)
             return {"FINISHED"}
@@ -142,6 +144,7 @@ class PHYSINTERACT_OT_reset_status(bpy.types.Operator):
         s = scene_settings(scene_of(context))
         bake_session.clear_running_flags(s)
         s.status = ""
+        s.resolution_warning = ""
         return {"FINISHED"}
 
 

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import textwrap
+
 import bpy
 
 from ..properties import scene_settings
 from ..utils import scene_of
+
+WRAP_CHARS = 48  # a warning's line length in the sidebar
 
 
 class SidebarPanel(bpy.types.Panel):
@@ -26,3 +30,7 @@ def draw_progress(layout: bpy.types.UILayout, context: bpy.types.Context) -> Non
         row.operator("physinteract.reset_status", text="", icon="LOOP_BACK")
     elif s.status:
         layout.label(text=s.status)
+    if s.resolution_warning:
+        col = layout.column(align=True)
+        for i, line in enumerate(textwrap.wrap(s.resolution_warning, WRAP_CHARS)):
+            col.label(text=line, icon="ERROR" if i == 0 else "BLANK1")

@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 
 from physinteract import contract
 from physinteract.contract import Ground, Interaction, Job, PointSet, SolverSettings
@@ -52,7 +53,12 @@ def test_simulate_job_writes_a_complete_cache_with_tracers(ti64, tmp_path):
     pc2 = contract.read_pc2(tmp_path / "cache" / "mesh.pc2")
     samples = pc2[0] if isinstance(pc2, tuple) else pc2
     assert np.allclose(np.asarray(samples)[0], job.point_sets[0].rest_positions - [1.0, 2.0, 3.0], atol=1e-6)
-    assert [e["frame"] for e in seen] == [1, 2, 3, 4]
+    # first the discretisation: 5 mm particles on 1 cm cells (grid 6 over the 6 cm domain that the tracers pad):
+    # 2 per cell, and the block, 6 particles wide, is 3 cells thick
+    assert seen[0]["event"] == "resolution" and seen[0]["particles_per_cell"] == pytest.approx(2.0, rel=1e-6)
+    assert seen[0]["thinnest_cells"] == pytest.approx(3.0, rel=1e-6)
+    assert [w for w in seen[0]["warnings"] if "thinner than 4 grid cells" in w]
+    assert [e["frame"] for e in seen[1:]] == [1, 2, 3, 4]
 
 
 def test_simulate_job_cancel_keeps_written_frames(ti64, tmp_path):

@@ -45,6 +45,8 @@ def run(args: argparse.Namespace) -> int:
     started = time.perf_counter()
 
     def progress(ev: dict[str, Any]) -> None:
+        for warning in ev.get("warnings", []) if ev["event"] == "resolution" else []:
+            print(f"physinteract estimate: warning: {warning}", file=sys.stderr, flush=True)
         if args.quiet:
             return
         text = describe_search(ev)

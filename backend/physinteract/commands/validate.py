@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
-HELP = "check a job folder (job.json) or cache folder (cache.json) against the contract"
+HELP = ("check a job folder (job.json) or cache folder (cache.json) against the contract; for a job, also how "
+        "well its grid resolves the object (particles per cell, cells across thin parts)")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -19,8 +21,15 @@ def run(args: argparse.Namespace) -> int:
     folder: Path = args.folder
     if (folder / contract.JOB_MANIFEST).is_file():
         job = contract.read_job(folder)
-        print(json.dumps({"kind": "job", "name": job.name, "particles": len(job.particles), "frames": job.num_frames,
-                          "interaction": job.interaction.type}))
+        report: dict[str, object] = {"kind": "job", "name": job.name, "particles": len(job.particles),
+                                     "frames": job.num_frames, "interaction": job.interaction.type}
+        from physinteract.mpm.resolution import job_resolution  # numpy only, like the contract
+
+        resolution = job_resolution(job).summary()
+        report["resolution"] = resolution
+        for warning in resolution["warnings"]:  # type: ignore[attr-defined]
+            print(f"physinteract validate: warning: {folder}: {warning}", file=sys.stderr)
+        print(json.dumps(report))
         return 0
     m = contract.read_cache_manifest(folder)
     frames = contract.completed_frames(folder, verify=True)

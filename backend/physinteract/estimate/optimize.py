@@ -223,11 +223,12 @@ class EstimateResult:
     loss: float
     mode: str
     stopped: bool = False
+    warnings: list[str] = field(default_factory=list)  # about the discretisation (mpm.resolution)
 
     def summary(self) -> dict[str, Any]:
         logE = np.log10(self.E)
         return {
-            "mode": self.mode, "iterations": self.iterations, "seconds": round(self.seconds, 3),
+            "mode": self.mode, "iterations": self.iterations, "seconds": round(self.seconds, 3), "warnings": self.warnings,
             "seconds_per_iteration": round(self.seconds_per_iteration, 3), "psnr": self.psnr, "ssim": self.ssim,
             "loss": self.loss, "stopped": self.stopped,
             "E": {"min": float(self.E.min()), "median": float(np.median(self.E)), "max": float(self.E.max()),
@@ -245,6 +246,7 @@ class Estimator:
         from physinteract.estimate.bridge import Simulator
         from physinteract.estimate.scene import binding_from_job, fit_appearance, load_observation
         from physinteract.mpm.model import config_from_settings, control_from_job, model_from_job
+        from physinteract.mpm.resolution import resolution_report
         from physinteract.mpm.runtime import ensure_taichi
         from physinteract.render import Camera
 
@@ -260,6 +262,7 @@ class Estimator:
         self.observation = observation if observation is not None else load_observation(job, folder)
         model = model_from_job(job, scfg)
         model.tracers = np.zeros((0, 3))
+        self.resolution = resolution_report(model.x0, model.dx, scfg.grid_resolution)
         self.control = control_from_job(job)
         self.num_frames = job.num_frames - 1
         if self.num_frames < 1:
@@ -656,6 +659,7 @@ class Estimator:
                 best = {"loss": float(state["best_loss"]), "z": state["best_z"], "theta": state["best_theta"],
                         "keys": state["best_keys"], "iteration": int(state["best_iteration"])}
                 resumed = True
+        emit("resolution", **self.resolution.summary())
         emit("start", mode=cfg.mode, iterations=iterations, particles=int(len(self.job.particles)),
              gaussians=len(self.binding), frames=len(self.frames), controls=self.field.num_controls,
              resumed=resumed, start_iteration=start_it, appearance=asdict(self.appearance))
@@ -739,7 +743,7 @@ class Estimator:
             trajectory=keys.detach().double().numpy().copy(), contact=np.asarray(self.control.contact),
             history=list(self.history), iterations=done_iters, seconds=seconds,
             seconds_per_iteration=grad_seconds / max(done_iters, 1), psnr=fit["psnr"], ssim=fit["ssim"],
-            loss=fit["loss"], mode=cfg.mode, stopped=stopped,
+            loss=fit["loss"], mode=cfg.mode, stopped=stopped, warnings=self.resolution.warnings(),
         )
         self.fit = fit
         return result

@@ -24,12 +24,14 @@ def simulate_job(
     Writes a "simulate" cache: point set "particles" (all particles) and one set per
     ``job.point_sets`` entry, carried as passive tracers (with deformed Gaussian
     rotations and scales when the set has them). Frame ``frame_start`` is the rest state.
-    ``arch`` overrides ``job.solver.arch``. ``progress(event)`` receives each progress
-    event; ``should_stop()`` turning true finishes the cache as "cancelled" (frames
-    written so far stay valid). Failures finish it as "failed", emit an "error" event and re-raise.
+    ``arch`` overrides ``job.solver.arch``. ``progress(event)`` receives the "resolution" event
+    (mpm.resolution: particles per cell, thin parts, warnings) and each progress event;
+    ``should_stop()`` turning true finishes the cache as "cancelled" (frames written so far stay
+    valid). Failures finish it as "failed", emit an "error" event and re-raise.
     """
     from physinteract.geometry import deform_gaussians
     from physinteract.mpm.model import State, config_from_settings, control_from_job, model_from_job
+    from physinteract.mpm.resolution import resolution_report
     from physinteract.mpm.rollout import Rollout
 
     sets = [PointSetInfo("particles", len(job.particles))]
@@ -52,6 +54,9 @@ def simulate_job(
         elif arch == "auto":
             cfg.arch = "auto"
         model = model_from_job(job, cfg)
+        ev = writer.events.emit("resolution", **resolution_report(model.x0, model.dx, cfg.grid_resolution).summary())
+        if progress is not None:
+            progress(ev)
         control = control_from_job(job)
         frames = job.num_frames - 1
         sim = Rollout(model, control, 1.0 / job.fps, frames, cfg)
