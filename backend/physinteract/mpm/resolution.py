@@ -67,7 +67,8 @@ class Resolution:
     def thinnest_cells(self) -> float:
         """The thinnest parts' thickness in cells: the 5th percentile over the particles
         (a single sharp tip or corner does not count as a part)."""
-        return float(np.percentile(self.thickness_cells, 5.0))
+        t = self.thickness_cells
+        return float(np.percentile(t, 5.0, method="lower")) if len(t) else math.inf  # "lower": inf stays inf
 
     def suggested_grid_resolution(self, cells: float = THIN_CELLS) -> int:
         """The grid_resolution that puts at least ``cells`` cells across the thinnest parts (0 when unknown)."""
@@ -219,7 +220,9 @@ def local_thickness(x: np.ndarray, spacing: float | None = None, cap: float = ma
 def resolution_report(x: np.ndarray, cell: float, grid_resolution: int = 0, spacing: float | None = None) -> Resolution:
     """The Resolution of particles ``x`` [N, 3] (m) on a grid of cell ``cell`` (m)."""
     x = np.asarray(x, np.float64).reshape(-1, 3)
-    h = particle_spacing(x) if spacing is None else float(spacing)
+    if spacing is None:
+        spacing = particle_spacing(x) if len(x) > 1 else float(cell)  # a lone particle: nothing to resolve
+    h = float(spacing)
     t = local_thickness(x, h, cap=CAP_CELLS * cell)
     return Resolution(cell=float(cell), spacing=h, thickness=t, grid_resolution=int(grid_resolution))
 
