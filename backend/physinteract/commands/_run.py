@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import signal
+import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -41,6 +42,12 @@ def logged_input(cache: Path, load: Callable[[], T]) -> T:
     except Exception as e:
         EventLog(Path(cache) / EVENTS_FILE).emit("error", message=str(e))
         raise
+
+
+def print_warnings(command: str, ev: dict[str, Any]) -> None:
+    """Print the warnings of a "resolution" event (mpm.resolution) on stderr, one line each."""
+    for warning in ev.get("warnings", []) if ev.get("event") == "resolution" else []:
+        print(f"physinteract {command}: warning: {warning}", file=sys.stderr, flush=True)
 
 
 def describe_search(ev: dict[str, Any]) -> str | None:

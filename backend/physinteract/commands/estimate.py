@@ -39,14 +39,13 @@ def _bar(ev: dict[str, Any], started: float) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from physinteract.commands._run import describe_search, logged_input, stop_requests
+    from physinteract.commands._run import describe_search, logged_input, print_warnings, stop_requests
     from physinteract.contract import read_job
 
     started = time.perf_counter()
 
     def progress(ev: dict[str, Any]) -> None:
-        for warning in ev.get("warnings", []) if ev["event"] == "resolution" else []:
-            print(f"physinteract estimate: warning: {warning}", file=sys.stderr, flush=True)
+        print_warnings("estimate", ev)
         if args.quiet:
             return
         text = describe_search(ev)

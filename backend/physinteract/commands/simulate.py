@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Any
 
 HELP = "simulate a job's interaction with its material and write a cache (Blender point caches)"
 
@@ -30,13 +29,8 @@ def _parse_frames(text: str) -> tuple[int, int]:
     return a, b
 
 
-def _warn(ev: dict[str, Any]) -> None:
-    for warning in ev.get("warnings", []) if ev.get("event") == "resolution" else []:
-        print(f"physinteract simulate: warning: {warning}", file=sys.stderr, flush=True)
-
-
 def run(args: argparse.Namespace) -> int:
-    from physinteract.commands._run import logged_input, stop_requests
+    from physinteract.commands._run import logged_input, print_warnings, stop_requests
     from physinteract.contract import Job, read_job, read_material
 
     def load() -> Job:
@@ -52,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
         from physinteract.mpm.simulate import simulate_job
 
         try:
-            simulate_job(job, args.cache, arch=args.arch, should_stop=should_stop, progress=_warn)
+            simulate_job(job, args.cache, arch=args.arch, should_stop=should_stop, progress=lambda ev: print_warnings("simulate", ev))
         except Exception as e:
             print(f"physinteract simulate: failed: {type(e).__name__}: {e}", file=sys.stderr)
             return 1

@@ -25,9 +25,9 @@ def run(args: argparse.Namespace) -> int:
                                      "frames": job.num_frames, "interaction": job.interaction.type}
         from physinteract.mpm.resolution import job_resolution  # numpy only, like the contract
 
-        resolution = job_resolution(job).summary()
-        report["resolution"] = resolution
-        for warning in resolution["warnings"]:  # type: ignore[attr-defined]
+        resolution = job_resolution(job)
+        report["resolution"] = resolution.summary()
+        for warning in resolution.warnings():
             print(f"physinteract validate: warning: {folder}: {warning}", file=sys.stderr)
         print(json.dumps(report))
         return 0

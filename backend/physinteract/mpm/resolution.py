@@ -9,13 +9,13 @@ the object tears. This module measures both from the particles alone, numpy only
 so ``physinteract validate``, the estimator and the simulator can warn before a run.
 
 The object is taken to be the union of the particles' own cubes (side: the particle
-spacing h). Its local thickness at a particle is the diameter of the largest ball
-inside the object that contains the particle (Hildebrand and Ruegsegger's
-definition). Distances are measured to the boundary particles (those with an empty
-45-degree cone among their neighbours within 2 h) plus h / 2, from centres at the
-particles and at the midpoints between face neighbours, so an even number of layers
-is measured as well as an odd one. Thickness comes in steps of h; the particles are
-assumed to sit on a lattice, as every filler here places them (an irregular cloud
+spacing h); its surface is the cube faces where a particle has an empty 45-degree cone
+among its neighbours within 2 h. A particle's part thickness is twice the radius of the
+largest ball inside the object whose centre lies within 1.5 radii of it (Hildebrand and
+Ruegsegger's local thickness, balls grown by half: see ``local_thickness``). Ball centres
+are the particles and, on the ridge of the depth, the midpoints between neighbours, so an
+even number of layers is measured as well as an odd one. The particles are assumed to
+sit on an axis-aligned lattice, as every filler here places them (an irregular cloud
 reads thinner than it is, so it warns early rather than late).
 """
 
@@ -108,15 +108,6 @@ class Resolution:
                 "suggested_grid_resolution": self.suggested_grid_resolution(), "warnings": self.warnings()}
 
 
-def particle_spacing(x: np.ndarray) -> float:
-    """The median distance from a particle to its nearest neighbour (m)."""
-    x = np.asarray(x, np.float64).reshape(-1, 3)
-    if len(x) < 2:
-        raise ValueError("particle_spacing: needs at least two particles")
-    d, _ = knn(x, x, 2)
-    return float(np.median(d[:, 1]))
-
-
 def _lattice_directions() -> np.ndarray:
     """[26, 3] unit vectors towards a lattice point's face, edge and corner neighbours."""
     dirs = np.stack(np.meshgrid(*([np.arange(-1, 2)] * 3), indexing="ij"), -1).reshape(-1, 3)
@@ -124,14 +115,18 @@ def _lattice_directions() -> np.ndarray:
     return dirs / np.linalg.norm(dirs, axis=1, keepdims=True)
 
 
-def _neighbours(x: np.ndarray, spacing: float) -> tuple[np.ndarray, np.ndarray]:
-    """Each particle's lattice neighbours within 2 h: (idx [N, 32] int64, near [N, 32] bool)."""
-    d, idx = knn(x, x, 33)  # self + the 32 lattice neighbours within 2 h
-    return idx[:, 1:], d[:, 1:] <= 2.0 * spacing * (1.0 + 1e-6)
+class Neighbours:
+    """Each particle's 32 nearest others (on a lattice: those within 2 h) and the particle spacing h,
+    the median nearest-neighbour distance (m): one k-nearest search serves every step below."""
+
+    def __init__(self, x: np.ndarray, spacing: float | None = None) -> None:
+        d, idx = knn(x, x, 33)  # self + the 32 lattice neighbours within 2 h
+        self.spacing = float(np.median(d[:, 1])) if spacing is None else float(spacing)
+        self.idx = idx[:, 1:]  # [N, 32] int64
+        self.near = d[:, 1:] <= 2.0 * self.spacing * (1.0 + 1e-6)  # [N, 32] bool
 
 
-def surface_faces(x: np.ndarray, spacing: float, nbr: tuple[np.ndarray, np.ndarray] | None = None
-                  ) -> tuple[np.ndarray, np.ndarray]:
+def surface_faces(x: np.ndarray, nbr: Neighbours) -> tuple[np.ndarray, np.ndarray]:
     """The object's surface as small faces: (centres [F, 3] m, outward unit normals [F, 3]).
 
     A particle is on the boundary when, among its neighbours within 2 h, none lies in the
@@ -139,14 +134,14 @@ def surface_faces(x: np.ndarray, spacing: float, nbr: tuple[np.ndarray, np.ndarr
     gives a face at x + d h / 2 with normal d. On a lattice those are the missing face,
     edge and corner neighbours; a sheet one particle thick gets faces on both sides.
     """
-    idx, near = nbr if nbr is not None else _neighbours(x, spacing)
+    idx, near = nbr.idx, nbr.near
     rel = x[idx] - x[:, None, :]  # [N, 32, 3]
     dist = np.linalg.norm(rel, axis=2)
     dirs = _lattice_directions()
     cos = np.einsum("nkc,dc->nkd", rel, dirs) / np.maximum(dist, 1e-300)[:, :, None]
     empty = ~np.any((cos > math.cos(math.radians(45.0)) - 1e-9) & near[:, :, None], axis=1)  # [N, 26]
     p, k = np.nonzero(empty)
-    return x[p] + 0.5 * spacing * dirs[k], dirs[k]
+    return x[p] + 0.5 * nbr.spacing * dirs[k], dirs[k]
 
 
 def _depth(centres: np.ndarray, faces: np.ndarray, normals: np.ndarray, h: float, k: int = 8) -> np.ndarray:
@@ -160,7 +155,8 @@ def _depth(centres: np.ndarray, faces: np.ndarray, normals: np.ndarray, h: float
     return np.sqrt(s**2 + np.sum(out**2, axis=2)).min(axis=1)
 
 
-def local_thickness(x: np.ndarray, spacing: float | None = None, cap: float = math.inf) -> np.ndarray:
+def local_thickness(x: np.ndarray, spacing: float | None = None, cap: float = math.inf,
+                    nbr: Neighbours | None = None) -> np.ndarray:
     """[N] thickness (m) of the part each particle belongs to; inf beyond ``cap`` (m).
 
     It is twice the radius of the largest ball inside the object whose centre lies within
@@ -173,14 +169,15 @@ def local_thickness(x: np.ndarray, spacing: float | None = None, cap: float = ma
         x: [N, 3] particle positions (m), on a lattice of spacing h.
         spacing: h (m); None = the median nearest-neighbour distance.
         cap: the largest thickness resolved (m); a finite cap bounds the work.
+        nbr: the particles' Neighbours when already found (then ``spacing`` is theirs).
     """
     x = np.asarray(x, np.float64).reshape(-1, 3)
     n = len(x)
     if n < 2:
         return np.full(n, np.inf)
-    h = particle_spacing(x) if spacing is None else float(spacing)
-    idx, near = _neighbours(x, h)
-    faces, normals = surface_faces(x, h, (idx, near))
+    nbr = nbr or Neighbours(x, spacing)
+    h, idx, near = nbr.spacing, nbr.idx, nbr.near
+    faces, normals = surface_faces(x, nbr)
     if len(faces) == 0:
         return np.full(n, np.inf)
     # Ball centres: the particles, and on the ridge of the depth (its local maxima) the midpoints between
@@ -217,14 +214,15 @@ def local_thickness(x: np.ndarray, spacing: float | None = None, cap: float = ma
     return thickness
 
 
-def resolution_report(x: np.ndarray, cell: float, grid_resolution: int = 0, spacing: float | None = None) -> Resolution:
+def resolution_report(x: np.ndarray, cell: float, grid_resolution: int = 0) -> Resolution:
     """The Resolution of particles ``x`` [N, 3] (m) on a grid of cell ``cell`` (m)."""
     x = np.asarray(x, np.float64).reshape(-1, 3)
-    if spacing is None:
-        spacing = particle_spacing(x) if len(x) > 1 else float(cell)  # a lone particle: nothing to resolve
-    h = float(spacing)
-    t = local_thickness(x, h, cap=CAP_CELLS * cell)
-    return Resolution(cell=float(cell), spacing=h, thickness=t, grid_resolution=int(grid_resolution))
+    if len(x) < 2:  # a lone particle: nothing to resolve
+        return Resolution(cell=float(cell), spacing=float(cell), thickness=np.full(len(x), np.inf),
+                          grid_resolution=int(grid_resolution))
+    nbr = Neighbours(x)
+    t = local_thickness(x, cap=CAP_CELLS * cell, nbr=nbr)
+    return Resolution(cell=float(cell), spacing=nbr.spacing, thickness=t, grid_resolution=int(grid_resolution))
 
 
 def job_resolution(job: object) -> Resolution:
