@@ -27,6 +27,7 @@ Environment knobs:
     PHYSINTERACT_FAKE_ITER_DELAY   seconds to sleep before each estimate iteration (default 0)
     PHYSINTERACT_FAKE_FAIL_AT      estimate: fail (error event, exit 1) at this iteration
     PHYSINTERACT_FAKE_WARNING      simulate: the one warning of its "resolution" event (default none)
+    PHYSINTERACT_FAKE_TEARING      simulate: the one warning of its "tearing" event, after the last frame (default none)
     PHYSINTERACT_FAKE_STAGE_DELAY  init: seconds to sleep before each stage (default 0)
     PHYSINTERACT_FAKE_INIT_FAIL    init: fail (error event, exit 1) in this stage
 Exit codes follow the real command line: 2 for an invalid job (ContractError).
@@ -213,6 +214,8 @@ def main(argv: list[str]) -> int:
             data[name]["rotations"], data[name]["scales"] = gaussian_frame(ps.rest_rotations, ps.rest_scales, i)
         w.write_frame(frame, data)
         w.events.emit("frame", frame=frame, frames_done=i + 1, frames_total=total)
+    tearing = os.environ.get("PHYSINTERACT_FAKE_TEARING")
+    w.events.emit("tearing", warnings=[tearing] if tearing else [])  # as the real one, after the last frame
     w.finish("complete")
     w.events.emit("done", message="fake bake complete")
     return 0

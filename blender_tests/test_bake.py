@@ -110,26 +110,34 @@ def test_fake_bake_moves_mesh_by_trajectory_displacement_with_scale(empty_scene:
         np.testing.assert_allclose(eval_local(obj), rest + d, atol=1e-5)
 
 
-def test_the_backends_resolution_warning_shows_until_a_run_without_one(empty_scene: bpy.types.Scene, addon: str,
-                                                                      fake: str, tmp_path: Path,
-                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
-    """A warning in the backend's "resolution" event (thin parts, too few particles per cell) lands in the
-    scene's resolution_warning, which the panels draw; the next run without one clears it."""
+def test_the_backends_warnings_show_until_a_run_without_any(empty_scene: bpy.types.Scene, addon: str,
+                                                            fake: str, tmp_path: Path,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """Warnings in the backend's "resolution" event (before the first frame: thin parts, too few particles
+    per cell) and "tearing" event (after the last) land in the scene's backend_warning, which the panels
+    draw; the next run without either clears it."""
     from test_ui import _draw
 
     _, _, props, _ = _modules(addon)
     scene = empty_scene
     build_scene(scene, tmp_path, addon)
     text = "42% of the particles lie in parts thinner than 4 grid cells"
+    tear = "the simulation tore: 3.0% of the particles came apart"
     monkeypatch.setenv("PHYSINTERACT_FAKE_WARNING", text)
     assert bpy.ops.physinteract.bake() == {"FINISHED"}
-    assert props.scene_settings(scene).resolution_warning == text
+    assert props.scene_settings(scene).backend_warning == text
     lines = [e.removeprefix("label:") for e in _draw("PHYSINTERACT_PT_bake") if e.startswith("label:")]
     first = next(i for i, line in enumerate(lines) if line.startswith("42%"))
     assert " ".join(lines[first:first + 2]) == text and len(lines[first]) <= 48  # wrapped to the sidebar's width
+    monkeypatch.setenv("PHYSINTERACT_FAKE_TEARING", tear)  # both: the run's warnings in the order they came
+    assert bpy.ops.physinteract.bake() == {"FINISHED"}
+    assert props.scene_settings(scene).backend_warning == f"{text} {tear}"
     monkeypatch.delenv("PHYSINTERACT_FAKE_WARNING")
     assert bpy.ops.physinteract.bake() == {"FINISHED"}
-    assert props.scene_settings(scene).resolution_warning == ""
+    assert props.scene_settings(scene).backend_warning == tear
+    monkeypatch.delenv("PHYSINTERACT_FAKE_TEARING")
+    assert bpy.ops.physinteract.bake() == {"FINISHED"}
+    assert props.scene_settings(scene).backend_warning == ""
 
 
 def _fcurve(obj: bpy.types.Object, path: str, index: int) -> bpy.types.FCurve:

@@ -93,7 +93,8 @@ class BackendSession:
         self.state = RUNNING
         self.max_tick_ms = 0.0
         self.ticks = 0
-        self.warnings: list[str] = []  # the backend's warnings on the discretisation ("resolution" event)
+        self.warnings: list[str] = []  # the backend's warnings (contract.WARNING_EVENTS: the grid, tearing)
+        self._warned: set[str] = set()  # the warning events already read
         self.kept_frames: list[int] = []
         self.changed_scene = False  # whether the run's end changed the scene (an undo step)
         self.num_particles = 0
@@ -125,7 +126,7 @@ class BackendSession:
         settings.progress = 0.0
         settings.max_tick_ms = 0.0
         settings.status = f"{self.command}: started"
-        settings.resolution_warning = ""
+        settings.backend_warning = ""
 
     def start(self) -> None:
         scene = self.scene
@@ -192,10 +193,12 @@ class BackendSession:
             proc.cancel()
             settings.status = f"{self.command}: cancelling"
         code = proc.poll()
-        resolution = proc.latest.get("resolution")
-        if resolution is not None and not self.warnings and resolution.get("warnings"):
-            self.warnings = [str(w) for w in resolution["warnings"]]
-            settings.resolution_warning = " ".join(self.warnings)
+        for kind in contract.WARNING_EVENTS:
+            ev = proc.latest.get(kind)
+            if ev is not None and kind not in self._warned:
+                self._warned.add(kind)
+                self.warnings += [str(w) for w in ev.get("warnings") or []]
+                settings.backend_warning = " ".join(self.warnings)
         fraction, status = self.running_status(proc)
         settings.progress = fraction
         if code is None:

@@ -144,7 +144,7 @@ class PHYSINTERACT_OT_reset_status(bpy.types.Operator):
         s = scene_settings(scene_of(context))
         bake_session.clear_running_flags(s)
         s.status = ""
-        s.resolution_warning = ""
+        s.backend_warning = ""
         return {"FINISHED"}
 
 

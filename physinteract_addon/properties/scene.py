@@ -129,10 +129,10 @@ class PhysInteractSceneSettings(bpy.types.PropertyGroup):
     cancel_requested: BoolProperty(name="Cancel Requested", default=False)  # type: ignore[valid-type]
     progress: FloatProperty(name="Progress", default=0.0, min=0.0, max=1.0, subtype="FACTOR")  # type: ignore[valid-type]
     status: StringProperty(name="Status", default="")  # type: ignore[valid-type]
-    resolution_warning: StringProperty(  # type: ignore[valid-type]
-        name="Resolution Warning", default="",
-        description="What the last run's backend said about the grid: too few cells across thin parts, or fewer "
-                    "particles than cells (empty when the grid resolves the object)",
+    backend_warning: StringProperty(  # type: ignore[valid-type]
+        name="Backend Warning", default="",
+        description="What the last run's backend warned about: too few grid cells across thin parts, fewer "
+                    "particles than cells, or a simulation that tore (empty when all was well)",
     )
     max_tick_ms: FloatProperty(  # type: ignore[valid-type]
         name="Longest Tick (ms)", description="Longest time the last job's progress handler held the UI", default=0.0,

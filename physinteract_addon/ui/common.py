@@ -30,7 +30,7 @@ def draw_progress(layout: bpy.types.UILayout, context: bpy.types.Context) -> Non
         row.operator("physinteract.reset_status", text="", icon="LOOP_BACK")
     elif s.status:
         layout.label(text=s.status)
-    if s.resolution_warning:
+    if s.backend_warning:
         col = layout.column(align=True)
-        for i, line in enumerate(textwrap.wrap(s.resolution_warning, WRAP_CHARS)):
+        for i, line in enumerate(textwrap.wrap(s.backend_warning, WRAP_CHARS)):
             col.label(text=line, icon="ERROR" if i == 0 else "BLANK1")

@@ -90,7 +90,7 @@ def test_ball_centre_of_mass_falls_with_g_before_touching_the_ground(quick_scene
 
 
 def test_grasped_end_of_the_rope_follows_the_trajectory(quick_scenes: dict[str, Path]):
-    """Point adherent: the Gaussians on the grasped end move with the trajectory's displacement p(t) - p(0)."""
+    """Point adherent: the Gaussians on the grasped ends move with the trajectory's displacement p(t) - p(0)."""
     folder = quick_scenes["hemp_rope"]
     job, gt = contract.read_job(folder), S.load_gt(folder)
     rest = job.point_sets[0].rest_positions
@@ -100,14 +100,17 @@ def test_grasped_end_of_the_rope_follows_the_trajectory(quick_scenes: dict[str, 
     moved = gt["observed_gaussians"][:, end].mean(axis=1) - rest[end].mean(axis=0)
     np.testing.assert_allclose(moved, p - p[0], atol=4e-3)
     assert np.linalg.norm(p[-1] - p[0]) > 0.02  # the end really moved
-    # the free end sags under gravity, below the grasped end
-    free = rest[:, 0] < -0.12
-    assert gt["observed_gaussians"][-1, free, 2].mean() < rest[free, 2].mean() - 0.01
+    # the free middle lags behind: in the first frame the hands lift the ends about 4 cm (the quick build's
+    # keyframes are 0.05 s apart) while the middle, held only through the rope, stays over a centimetre lower
+    middle = np.abs(rest[:, 0]) < 0.03
+    rise = gt["observed_gaussians"][1] - rest
+    assert rise[middle, 2].mean() < rise[end, 2].mean() - 0.01
 
 
-def test_full_size_scenes_need_at_most_120_cfl_substeps_per_frame_at_the_estimator_resolution():
+def test_full_size_scenes_need_at_most_170_cfl_substeps_per_frame_at_the_estimator_resolution():
     """dt <= cfl dx / max(c_p, v_max): the GT material must keep the estimator's forward pass cheap
-    (at the default build's scale, the discretisation the benchmark estimates with)."""
+    (at the default build's scale, the discretisation the benchmark estimates with). The stiffest, the
+    glove, takes about 160: softer, its ground truth tore at the fingers and palm under their weight."""
     from physinteract.mpm.model import make_model
     from physinteract.mpm.solver import cfl_substeps
 
@@ -123,7 +126,7 @@ def test_full_size_scenes_need_at_most_120_cfl_substeps_per_frame_at_the_estimat
         model = make_model(X, est.volume, spec.density, spec.E(X), spec.nu, S._solver_config(spec, res))
         duration = cfg.frames / cfg.fps
         control = S._control(spec, np.flatnonzero(spec.contact(X)), X, np.asarray(spec.times_frac) * duration, spec.path)
-        assert cfl_substeps(model, control, 1 / cfg.fps, duration, model.config) <= 120, name
+        assert cfl_substeps(model, control, 1 / cfg.fps, duration, model.config) <= 170, name
 
 
 def test_fill_sdf_puts_its_lattice_at_the_given_offset_and_fills_a_cube_with_its_volume():

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from physinteract import contract
-from physinteract.mpm.resolution import THIN_CELLS, local_thickness, resolution_report
+from physinteract.mpm.resolution import TEAR_STRETCH, THIN_CELLS, Tearing, local_thickness, resolution_report
 from tests.mpm.conftest import block
 
 H = 0.005  # m, the particle spacing
@@ -85,3 +85,26 @@ def test_validate_reports_a_jobs_resolution_and_warns_on_stderr(tmp_path):
     assert report["kind"] == "job"
     assert report["resolution"]["particles_per_cell"] == pytest.approx(0.5, rel=1e-6)
     assert "coarser than the grid cell" in out.stderr and str(tmp_path / "job") in out.stderr
+
+
+def test_tearing_counts_the_particles_on_both_sides_of_a_cut_not_a_uniform_stretch():
+    """A 10-layer block stretched uniformly by 1.8x has every neighbour 1.8x apart and no tear; cut between
+    layers 4 and 5 and pulled 3 spacings apart, exactly the two layers facing the cut (20 %) come apart,
+    from the frame of the cut on, and the warning says so."""
+    x = block((10, 6, 6), H)  # layers along x
+    tear = Tearing(x)
+    centre = x.mean(0)
+    tear.update(1, x)
+    tear.update(2, centre + (x - centre) * np.array([1.8, 1.0, 1.0]))
+    assert tear.share == 0.0 and tear.stretch.max() == pytest.approx(1.8) and tear.warnings() == []
+    layer = np.round((x[:, 0] - x[:, 0].min()) / H).astype(int)
+    cut = x + np.where(layer >= 5, 3.0 * H, 0.0)[:, None] * np.array([1.0, 0.0, 0.0])
+    tear.update(3, cut)
+    torn = np.isin(layer, (4, 5))
+    np.testing.assert_array_equal(tear.torn, torn)
+    assert tear.share == pytest.approx(0.2) and tear.stretch[torn].min() == pytest.approx(4.0) and 4.0 > TEAR_STRETCH
+    assert np.all(tear.first_frame[torn] == 3)
+    summary = tear.summary()
+    assert summary["first_frame"] == 3 and summary["share"] == pytest.approx(0.2)
+    (warning,) = summary["warnings"]
+    assert "tore: 20.0% of the particles" in warning and "from frame 3 on" in warning

@@ -58,7 +58,30 @@ def test_simulate_job_writes_a_complete_cache_with_tracers(ti64, tmp_path):
     assert seen[0]["event"] == "resolution" and seen[0]["particles_per_cell"] == pytest.approx(2.0, rel=1e-6)
     assert seen[0]["thinnest_cells"] == pytest.approx(3.0, rel=1e-6)
     assert [w for w in seen[0]["warnings"] if "thinner than 4 grid cells" in w]
-    assert [e["frame"] for e in seen[1:]] == [1, 2, 3, 4]
+    assert [e["frame"] for e in seen[1:-1]] == [1, 2, 3, 4]
+    # last, whether it tore: lifted gently, no particle leaves its rest neighbours
+    assert seen[-1]["event"] == "tearing" and seen[-1]["share"] == 0.0 and seen[-1]["warnings"] == []
+    assert 1.0 <= seen[-1]["max_stretch"] < 1.2
+
+
+def test_a_block_too_soft_to_hold_its_weight_tears_and_the_simulator_warns(ti64, tmp_path):
+    """Hung from its top layer, a 3 cm block must carry rho g h = 150 Pa of its own weight: at E = 20 kPa that
+    strains it under 1 % and nothing tears; at E = 20 Pa (strain ~7) it falls apart within 8 frames, and the
+    "tearing" event warns."""
+    from physinteract.mpm import simulate_job
+
+    for E, torn in ((2e4, False), (20.0, True)):
+        job = small_job(8)
+        job.trajectory = job.trajectory[:1].repeat(2, axis=0)  # the hand stays still
+        job.E = np.full(len(job.particles), E)
+        seen: list[dict] = []
+        simulate_job(job, tmp_path / f"c{E:g}", progress=seen.append)
+        tear = seen[-1]
+        assert tear["event"] == "tearing"
+        if torn:
+            assert tear["share"] > 0.05 and tear["max_stretch"] > 3.0 and "tore" in tear["warnings"][0]
+        else:
+            assert tear["share"] == 0.0 and tear["max_stretch"] < 1.05 and tear["warnings"] == []
 
 
 def test_simulate_job_cancel_keeps_written_frames(ti64, tmp_path):

@@ -188,7 +188,8 @@ def run_benchmark(config: RunConfig, estimate: EstimateFn | None = None, log: Ca
         job = contract.read_job(folder)
         gt = S.load_gt(folder)
         entry: dict[str, Any] = {"particles": info["particles"], "substeps_per_frame": info["substeps_per_frame"],
-                                 "regions": info["regions"], "interaction": info["interaction"]}
+                                 "regions": info["regions"], "interaction": info["interaction"],
+                                 "gt_torn_share": info.get("gt_torn_share")}  # the ground truth's tearing (observed, novel)
         entry["novel_error_gt_field"] = novel_error(job, gt, gt["E"], gt["nu"])
         curves: dict[str, list[float]] = {}
         for mode in config.modes:
@@ -210,6 +211,7 @@ def run_benchmark(config: RunConfig, estimate: EstimateFn | None = None, log: Ca
                 "iterations": int(res.iterations),
                 "E_median_relative_error": float(np.median(rel)),
             }
+            entry[f"{mode}_warnings"] = [str(w) for w in getattr(res, "warnings", [])]  # the estimator's (grid, tearing)
             entry[mode] = scores
             curves[mode] = [float(h["loss"]) for h in getattr(res, "history", []) if "loss" in h]
             write_png(out / "plots" / f"{name}_{mode}_E_error.png", error_map(job, rel))
@@ -254,6 +256,11 @@ def report_markdown(report: dict[str, Any]) -> str:
     avg = ["**average**"] + [f"**{_fmt(report['average'][m][k], k)}**" for m in modes for k, _ in cols]
     floor = float(np.mean([e["novel_error_gt_field"] for e in report["scenes"].values()])) if report["scenes"] else float("nan")
     lines.append("| " + " | ".join(avg + [_fmt(floor, "novel_error")]) + " |")
+    warned = [f"- {name} ({m}): {w}" for name, e in report["scenes"].items() for m in modes for w in e.get(f"{m}_warnings", [])]
+    torn = [f"- {name}: {100 * max(e['gt_torn_share']):.2f}% of the ground truth's particles came apart"
+            for name, e in report["scenes"].items() if e.get("gt_torn_share") and max(e["gt_torn_share"]) > 0]
+    if warned or torn:
+        lines += ["", "## Warnings", "", *torn, *warned]
     lines += ["", "## Plots", "",
               "Loss curves (log10 loss vs iteration; " + ", ".join(f"{m}: rgb{MODE_COLORS.get(m)}" for m in modes) + ") "
               "and E relative-error maps (green 0, yellow 20%, red >= 100%) are in `plots/`.", ""]

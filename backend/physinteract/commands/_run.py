@@ -9,6 +9,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
+from physinteract import contract
+
 T = TypeVar("T")
 
 
@@ -45,8 +47,8 @@ def logged_input(cache: Path, load: Callable[[], T]) -> T:
 
 
 def print_warnings(command: str, ev: dict[str, Any]) -> None:
-    """Print the warnings of a "resolution" event (mpm.resolution) on stderr, one line each."""
-    for warning in ev.get("warnings", []) if ev.get("event") == "resolution" else []:
+    """Print the warnings of a "resolution" or "tearing" event (mpm.resolution) on stderr, one line each."""
+    for warning in ev.get("warnings", []) if ev.get("event") in contract.WARNING_EVENTS else []:
         print(f"physinteract {command}: warning: {warning}", file=sys.stderr, flush=True)
 
 

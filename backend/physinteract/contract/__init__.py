@@ -19,6 +19,7 @@ from physinteract.contract.cache import (
     EVENTS_FILE,
     FRAMES_DIR,
     LOG_FILE,
+    WARNING_EVENTS,
     CacheManifest,
     CacheWriter,
     EventLog,

@@ -37,6 +37,9 @@ CACHE_SCHEMA = "physinteract.cache"
 CACHE_VERSION = 1
 CACHE_MANIFEST = "cache.json"
 EVENTS_FILE = "events.jsonl"
+# Events whose "warnings" (a list of sentences) the user should see: how the grid resolves the object
+# (before "start") and whether the simulation tore (after the last frame). CONTRACT.md, "Events".
+WARNING_EVENTS = ("resolution", "tearing")
 LOG_FILE = "log.txt"
 FRAMES_DIR = "frames"
 FRAME_DIGITS = 6

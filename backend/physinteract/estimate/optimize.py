@@ -42,6 +42,7 @@ from physinteract.estimate.adam import VectorAdamW
 from physinteract.estimate.field import FieldConfig, MaterialField
 from physinteract.estimate.losses import FrameLossWeights, knn_graph, psnr_np, smoothness_loss, ssim_np
 from physinteract.estimate.scene import observed_frame_loss
+from physinteract.mpm.resolution import Tearing
 
 MODES = ("joint", "material_only", "trajectory_only")
 CHECKPOINT_FILE = "estimate_checkpoint.pt"
@@ -223,7 +224,7 @@ class EstimateResult:
     loss: float
     mode: str
     stopped: bool = False
-    warnings: list[str] = field(default_factory=list)  # about the discretisation (mpm.resolution)
+    warnings: list[str] = field(default_factory=list)  # about the discretisation and tearing (mpm.resolution)
 
     def summary(self) -> dict[str, Any]:
         logE = np.log10(self.E)
@@ -734,6 +735,8 @@ class Estimator:
                 self.keys.copy_(best["keys"])
         done_iters = len(self.history)
         fit = self.evaluate()
+        tearing = Tearing.of_run(fit["positions"], self.job.frame_start)
+        emit("tearing", **tearing.summary("the fit's simulation"))
         seconds = time.perf_counter() - t_start
         grad_seconds = sum(h["seconds"] for h in self.history)
         with torch.no_grad():
@@ -743,7 +746,8 @@ class Estimator:
             trajectory=keys.detach().double().numpy().copy(), contact=np.asarray(self.control.contact),
             history=list(self.history), iterations=done_iters, seconds=seconds,
             seconds_per_iteration=grad_seconds / max(done_iters, 1), psnr=fit["psnr"], ssim=fit["ssim"],
-            loss=fit["loss"], mode=cfg.mode, stopped=stopped, warnings=self.resolution.warnings(),
+            loss=fit["loss"], mode=cfg.mode, stopped=stopped,
+            warnings=self.resolution.warnings() + tearing.warnings("the fit's simulation"),
         )
         self.fit = fit
         return result

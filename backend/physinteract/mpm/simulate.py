@@ -25,13 +25,14 @@ def simulate_job(
     ``job.point_sets`` entry, carried as passive tracers (with deformed Gaussian
     rotations and scales when the set has them). Frame ``frame_start`` is the rest state.
     ``arch`` overrides ``job.solver.arch``. ``progress(event)`` receives the "resolution" event
-    (mpm.resolution: particles per cell, thin parts, warnings) and each progress event;
+    (mpm.resolution: particles per cell, thin parts, warnings), each progress event and, at the
+    end, the "tearing" event (particles that came apart from their rest neighbours);
     ``should_stop()`` turning true finishes the cache as "cancelled" (frames written so far stay
     valid). Failures finish it as "failed", emit an "error" event and re-raise.
     """
     from physinteract.geometry import deform_gaussians
     from physinteract.mpm.model import State, config_from_settings, control_from_job, model_from_job
-    from physinteract.mpm.resolution import resolution_report
+    from physinteract.mpm.resolution import Tearing, resolution_report
     from physinteract.mpm.rollout import Rollout
 
     sets = [PointSetInfo("particles", len(job.particles))]
@@ -59,6 +60,7 @@ def simulate_job(
             progress(ev)
         control = control_from_job(job)
         frames = job.num_frames - 1
+        tearing = Tearing(model.x0)
         sim = Rollout(model, control, 1.0 / job.fps, frames, cfg)
         offsets = np.cumsum([0] + [len(ps.rest_positions) for ps in job.point_sets])
         writer.events.emit("start", frames=job.num_frames, particles=model.num_particles, tracers=model.num_tracers,
@@ -67,6 +69,7 @@ def simulate_job(
 
         def write(index: int, x: np.ndarray) -> None:
             frame = job.frame_start + index
+            tearing.update(frame, x)
             data: dict[str, dict[str, np.ndarray]] = {"particles": {"positions": x}}
             tx, tF = sim.solver.read_tracers() if model.num_tracers else (np.zeros((0, 3)), np.zeros((0, 3, 3)))
             for i, ps in enumerate(job.point_sets):
@@ -102,6 +105,9 @@ def simulate_job(
             sim.forward(tracers=True, on_frame=on_frame)
         elif frames > 0:
             stopped = True
+        ev = writer.events.emit("tearing", **tearing.summary())
+        if progress is not None:
+            progress(ev)
         if stopped:
             writer.events.emit("cancelled")
             writer.finish("cancelled", "stopped by request")
