@@ -8,7 +8,7 @@ VENV="${PHYSINTERACT_VENV:-$ROOT/.venv}"
 export PATH="$VENV/bin:$PATH"
 echo "== ruff"
 ruff check .
-echo "== mypy (add-on against fake-bpy-module, contract)"
+echo "== mypy (add-on against fake-bpy-module, backend)"
 mypy
 echo "== backend tests (tests/)"
 python -m pytest tests -q "$@"

@@ -122,6 +122,9 @@ class MaterialField(torch.nn.Module):
         self.config = cfg = config or FieldConfig()
         n = len(positions)
         index, weight, control = blend_weights(positions, labels, cfg)
+        self.index: Tensor  # [N, k] control points blended into each particle (buffers, so .to() moves them)
+        self.weight: Tensor  # [N, k] their weights
+        self.source: Tensor  # [N] the particle whose value each particle takes
         self.register_buffer("index", torch.as_tensor(index))
         self.register_buffer("weight", torch.as_tensor(weight, dtype=dtype))
         self.control = control

@@ -643,7 +643,8 @@ class Estimator:
 
         ckpt_path = Path(cache_folder) / CHECKPOINT_FILE if cache_folder is not None else None
         opt, sched = self._optimizer(iterations)
-        start_it, best = 0, {"loss": math.inf, "z": None, "theta": None, "keys": None, "iteration": -1}
+        best: dict[str, Any] = {"loss": math.inf, "z": None, "theta": None, "keys": None, "iteration": -1}
+        start_it = 0
         resumed = False
         if ckpt_path is not None and cfg.resume and ckpt_path.is_file():
             state = self._load_checkpoint(ckpt_path)
@@ -899,15 +900,15 @@ def estimate_job(
     against ``job_folder``.
     """
     if cache_folder is None:
-        est = Estimator(job, config, job_folder)
+        bare = Estimator(job, config, job_folder)
         try:
-            return est.run(None, progress, should_stop)
+            return bare.run(None, progress, should_stop)
         finally:
-            est.close()
+            bare.close()
     cache = Path(cache_folder)
     cache.mkdir(parents=True, exist_ok=True)
     events = contract.EventLog(cache / contract.cache.EVENTS_FILE)
-    est = None
+    est: Estimator | None = None
     try:
         est = Estimator(job, config, job_folder)
         result = est.run(cache, progress, should_stop)

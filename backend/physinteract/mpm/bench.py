@@ -52,7 +52,8 @@ def _bench_size(name: str, particles: int, res: int, args: argparse.Namespace) -
     substeps = 8 if args.quick else 32
     contact = np.where(x0[:, 2] > x0[:, 2].max() - 1e-9)[0]
     top = x0[contact].mean(0)
-    ctrl = Control("point_adherent", "velocity", contact=contact, times=[0.0, 0.1], values=[top, top + [0.0, 0.0, 0.01]])
+    ctrl = Control("point_adherent", "velocity", contact=contact, times=np.array([0.0, 0.1]),
+                   values=np.stack([top, top + [0.0, 0.0, 0.01]]))
     dt = cfg.cfl * model.dx / model.p_wave_speed()  # a stable substep
     sim = Rollout(model, ctrl, dt * substeps, 1, requires_grad=True, substeps=substeps)
     rng = np.random.default_rng(0)
@@ -145,8 +146,8 @@ def _bench_estimator(args: argparse.Namespace) -> dict[str, Any]:
     dt = cfg.cfl * model.dx / model.p_wave_speed()  # a stable substep
     frame_dt = dt * substeps
     duration = frame_dt * frames
-    ctrl = Control("point_adherent", "velocity", contact=contact, times=[0.0, duration / 2, duration],
-                   values=[grip, grip + [0.0, 0.0, 0.01], grip + [0.005, 0.0, 0.015]])
+    ctrl = Control("point_adherent", "velocity", contact=contact, times=np.array([0.0, duration / 2, duration]),
+                   values=np.stack([grip, grip + [0.0, 0.0, 0.01], grip + [0.005, 0.0, 0.015]]))
     slots, tape_nodes = tape_slots(model, cfg, frames * substeps)  # as the estimator allocates them
     solver = MPMSolver(model, cfg, slots=slots, requires_grad=True, tape_nodes=tape_nodes)
     sim = Rollout(model, ctrl, frame_dt, frames, requires_grad=True, substeps=substeps, solver=solver)

@@ -78,7 +78,7 @@ def cantilever_sag(cells: float, per_cell: float = 2.0, *, shape: str = "square"
     cfg = SolverConfig(grid_resolution=res, precision=precision, arch=arch, gravity=(0.0, 0.0, -g), damping=2.0 * omega,  # type: ignore[arg-type]
                        domain_min=tuple(domain_min), domain_max=tuple(domain_max))
     model = make_model(x0, s**3, RHO, E_BEAM, nu, cfg)
-    held = Control("point_adherent", "velocity", contact=clamp, times=[0.0], values=[x0[clamp].mean(0)])
+    held = Control("point_adherent", "velocity", contact=clamp, times=np.array([0.0]), values=x0[clamp].mean(0)[None])
     frames = 14
     t = time.perf_counter()
     sim = Rollout(model, held, 14.0 / omega / frames, frames)  # critically damped: settled to about e^-14

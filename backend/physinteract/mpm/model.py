@@ -291,7 +291,7 @@ def config_from_settings(s: SolverSettings) -> SolverConfig:
         domain_padding=float(s.domain_padding),
         substep_dt=s.substep_dt,
         cfl=float(s.cfl),
-        gravity=_vec3(s.gravity),
+        gravity=(float(s.gravity[0]), float(s.gravity[1]), float(s.gravity[2])),
         damping=float(s.damping),
         ground=GroundConfig(height=g.height, friction=float(g.friction), mode=str(g.mode)),
         arch=s.arch,

@@ -1,4 +1,5 @@
-"""How well a grid resolves an object: particles per cell and cells across each part.
+"""How well a grid resolves an object: particles per cell and cells across each part
+before a run, and whether the object tore during one.
 
 MLS-MPM with quadratic B-splines bends a part too easily when only 2-3 grid cells
 span it: a clamped beam 3 cells thick sags 1.2x what beam theory predicts, one 4 cells
@@ -17,6 +18,10 @@ are the particles and, on the ridge of the depth, the midpoints between neighbou
 even number of layers is measured as well as an odd one. The particles are assumed to
 sit on an axis-aligned lattice, as every filler here places them (an irregular cloud
 reads thinner than it is, so it warns early rather than late).
+
+During a run, ``Tearing`` watches each particle's nearest rest neighbours: an elastic solid
+does not tear, but MPM does where strains grow large enough that neighbours end up a cell
+apart. The simulator and the estimator's final rollout warn when that happened.
 """
 
 from __future__ import annotations
@@ -279,6 +284,7 @@ class Tearing:
         return tear
 
     def update(self, frame: int, x: np.ndarray) -> None:
+        """Take in frame ``frame``'s positions x [N, 3] (m)."""
         if self.idx.shape[1] == 0:
             return
         x = np.asarray(x, np.float64).reshape(-1, 3)

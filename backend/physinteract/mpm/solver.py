@@ -521,7 +521,7 @@ class MPMSolver:
         self.grid_v_out[I] = v
 
     @ti.func
-    def gather(self, xp, before: ti.template()):
+    def gather(self, xp, before: ti.template()):  # type: ignore[valid-type]
         """APIC gather at position xp (m): the grid velocity (m/s), its affine matrix C (1/s) and,
         when ``before``, the grid velocity before this substep's forces (sum of weight * mv / m)."""
         base, fx, w, _ = self.stencil(xp)
@@ -686,7 +686,7 @@ class MPMSolver:
         self.update_grid(c, dt)
 
     @ti.kernel
-    def run_pass(self, which: ti.template(), s: ti.i32, so: ti.i32, c: ti.i32, dt: float):
+    def run_pass(self, which: ti.template(), s: ti.i32, so: ti.i32, c: ti.i32, dt: float):  # type: ignore[valid-type]
         """One pass of ``advance`` on its own (PASSES[which]), for timing it (``physinteract bench mpm``)."""
         if ti.static(which == 0):
             self.find_block(s, 0)
@@ -774,7 +774,7 @@ class MPMSolver:
         self.collider_friction[None] = float(control.friction)
         self.collider_axis[None] = [float(a) for a in control.axis]
         nrm = np.asarray(control.normal, np.float64)
-        nrm = nrm / max(np.linalg.norm(nrm), 1e-12)
+        nrm = nrm / max(float(np.linalg.norm(nrm)), 1e-12)
         self.collider_normal[None] = [float(a) for a in nrm]
         self._control_key = key
 

@@ -409,7 +409,7 @@ class _CompositeTiles(torch.autograd.Function):
         g_pow = (t_before * q).sub_(behind.div_(one_minus))  # dL/dalpha
         # dL/d(exponent) = dL/dalpha raw where alpha_min < raw < alpha_max, else 0.
         minus_raw = torch.nn.functional.threshold(raw, alpha_min, 0.0).neg_()
-        g_pow.mul_(torch.nn.functional.threshold_(minus_raw, -alpha_max, 0.0)).neg_()
+        g_pow.mul_(torch.nn.functional.threshold_(minus_raw, -alpha_max, 0.0)).neg_()  # type: ignore[attr-defined]
         g_pow = g_pow.view(n_b, n_y, n_x, n_l)
         per_col = g_pow.sum(1)  # [B, X, L]
         per_row = g_pow.sum(2)  # [B, Y, L]
