@@ -4,7 +4,7 @@ Each scene is a soft object built as a union of simple solids (a signed distance
 SDF), a ground-truth Young's modulus E(X) (Pa) of the rest position X (several scenes have
 stiffness regions 2-4x apart), a Poisson's ratio and density, and an interaction of the
 contract (point_adherent grasp, point_non_adherent poke, surface_non_adherent bounce).
-Material and motion keep each ground truth elastic: at most 0.1 % of its particles come apart
+Material and motion keep each ground truth elastic: at most 0.2 % of its particles come apart
 from a rest neighbour (``mpm.resolution.Tearing``; scene.json's ``gt_torn_share``). Softer, several
 scenes tore at the grip or under their own weight, and the video showed MPM's numerical fracture.
 
