@@ -94,7 +94,6 @@ class BackendSession:
         self.max_tick_ms = 0.0
         self.ticks = 0
         self.warnings: list[str] = []  # the backend's warnings (contract.WARNING_EVENTS: the grid, tearing)
-        self._warned: set[str] = set()  # the warning events already read
         self.kept_frames: list[int] = []
         self.changed_scene = False  # whether the run's end changed the scene (an undo step)
         self.num_particles = 0
@@ -193,12 +192,10 @@ class BackendSession:
             proc.cancel()
             settings.status = f"{self.command}: cancelling"
         code = proc.poll()
-        for kind in contract.WARNING_EVENTS:
-            ev = proc.latest.get(kind)
-            if ev is not None and kind not in self._warned:
-                self._warned.add(kind)
-                self.warnings += [str(w) for w in ev.get("warnings") or []]
-                settings.backend_warning = " ".join(self.warnings)
+        warnings = [str(w) for kind in contract.WARNING_EVENTS for w in (proc.latest.get(kind) or {}).get("warnings") or []]
+        if warnings != self.warnings:  # the property only changes when an event brought news
+            self.warnings = warnings
+            settings.backend_warning = " ".join(warnings)
         fraction, status = self.running_status(proc)
         settings.progress = fraction
         if code is None:

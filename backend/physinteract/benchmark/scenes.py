@@ -36,60 +36,12 @@ from typing import Any
 import numpy as np
 
 from physinteract import contract
-from physinteract.geometry.fill import Particles
+from physinteract.geometry.shapes import SDF, capsule, ellipsoid, fill_sdf, rounded_box, sphere, union
 from physinteract.imageio import write_png
 
-SDF = Callable[[np.ndarray], np.ndarray]  # [P, 3] m -> [P] signed distance (m), negative inside
 GT_FILE = "gt.npz"
 SCENE_FILE = "scene.json"
 BACKGROUND = (0.12, 0.12, 0.14)  # linear RGB behind the object in the videos (job.metadata["background"])
-
-
-# --------------------------------------------------------------------------- solids
-
-
-def sphere(c: tuple[float, float, float], r: float) -> SDF:
-    cc = np.asarray(c, np.float64)
-    return lambda p: np.linalg.norm(p - cc, axis=-1) - r
-
-
-def ellipsoid(c: tuple[float, float, float], radii: tuple[float, float, float]) -> SDF:
-    """Approximate SDF of an axis-aligned ellipsoid (exact sign, distance good near the surface)."""
-    cc, rr = np.asarray(c, np.float64), np.asarray(radii, np.float64)
-
-    def f(p: np.ndarray) -> np.ndarray:
-        q = (p - cc) / rr
-        k0 = np.linalg.norm(q, axis=-1)
-        k1 = np.linalg.norm(q / rr, axis=-1)
-        return k0 * (k0 - 1.0) / np.maximum(k1, 1e-12)
-
-    return f
-
-
-def capsule(a: tuple[float, float, float], b: tuple[float, float, float], r: float) -> SDF:
-    aa, bb = np.asarray(a, np.float64), np.asarray(b, np.float64)
-    ba = bb - aa
-
-    def f(p: np.ndarray) -> np.ndarray:
-        pa = p - aa
-        h = np.clip(pa @ ba / (ba @ ba), 0.0, 1.0)
-        return np.linalg.norm(pa - h[:, None] * ba, axis=-1) - r
-
-    return f
-
-
-def rounded_box(c: tuple[float, float, float], half: tuple[float, float, float], rounding: float = 0.0) -> SDF:
-    cc, hh = np.asarray(c, np.float64), np.asarray(half, np.float64)
-
-    def f(p: np.ndarray) -> np.ndarray:
-        q = np.abs(p - cc) - hh + rounding
-        return np.linalg.norm(np.maximum(q, 0.0), axis=-1) + np.minimum(q.max(axis=-1), 0.0) - rounding
-
-    return f
-
-
-def union(*parts: SDF) -> SDF:
-    return lambda p: np.min(np.stack([s(p) for s in parts]), axis=0)
 
 
 # --------------------------------------------------------------------------- scene description
@@ -383,19 +335,6 @@ class BuildConfig:
     def settings(self) -> dict[str, Any]:
         """The fields that decide what a build makes (all but ``extra``): written to scene.json, compared to reuse a cache."""
         return {k: v for k, v in self.__dict__.items() if k != "extra"}
-
-
-def fill_sdf(sdf: SDF, lo: np.ndarray, hi: np.ndarray, spacing: float, offset: np.ndarray) -> Particles:
-    """Particles on a cubic lattice (``spacing`` m, shifted by ``offset`` in [0, 1)^3 cells) inside the solid.
-    Surface label for particles within one spacing of the boundary."""
-    lo, hi = np.asarray(lo, np.float64) - spacing, np.asarray(hi, np.float64) + spacing
-    axes = [lo[d] + (np.arange(int(np.ceil((hi[d] - lo[d]) / spacing))) + offset[d]) * spacing for d in range(3)]
-    pts = np.stack(np.meshgrid(*axes, indexing="ij"), -1).reshape(-1, 3)
-    d = sdf(pts)
-    keep = d < 0.0
-    x = pts[keep]
-    labels = np.where(d[keep] > -spacing, contract.SURFACE, contract.INTERIOR).astype(np.uint8)
-    return Particles(x, np.full(len(x), spacing**3), labels, cell_size=spacing)
 
 
 def solid_volume(sdf: SDF, lo: np.ndarray, hi: np.ndarray) -> float:

@@ -46,7 +46,7 @@ def cantilever_sag(cells: float, per_cell: float = 2.0, *, shape: str = "square"
     particles per cell per axis; free length ``slenderness`` x thickness, sag 3 % of it (small
     rotations). ``shape`` "square" (a particle block aligned with the grid) or "round" (a rod, the
     lattice offset drawn from ``seed``). Taichi must be initialised with ``precision``."""
-    from physinteract.benchmark.scenes import fill_sdf, rounded_box
+    from physinteract.geometry.shapes import fill_sdf, rounded_box
     from physinteract.mpm.config import SolverConfig
     from physinteract.mpm.model import Control, make_model
     from physinteract.mpm.rollout import Rollout
