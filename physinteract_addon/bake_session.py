@@ -276,7 +276,7 @@ ESTIMATE_FILES = ("estimate.json", "estimate_trajectory.npy", "estimate_trajecto
 ESTIMATE_STAGES = {
     "scan": "scanning the stiffness", "rescan": "scanning the stiffness", "split_scan": "scanning the stiffness",
     "region_scan": "scanning the stiffness", "lag_scan": "aligning the trajectory in time",
-    "contact_scan": "fitting the contact region",
+    "contact_scan": "fitting the contact region", "grasp_fit": "tracking the grasped part",
 }
 
 

@@ -188,6 +188,7 @@ def test_interrupted_estimation_resumes_from_its_checkpoint(tiny_job, tmp_path):
     """A run stopped after 2 iterations continues at iteration 3 from the checkpoint, with the same history and the
     contact set the first run's contact search chose (grown back by the one layer the job's set lacks; not searched again)."""
     from physinteract import contract
+    from physinteract.estimate.grasp import GraspFitConfig
     from physinteract.estimate.optimize import CHECKPOINT_FILE, EstimateConfig, estimate_job
     from tests.estimate import tiny_scene
 
@@ -197,7 +198,7 @@ def test_interrupted_estimation_resumes_from_its_checkpoint(tiny_job, tmp_path):
     job.contact = np.flatnonzero(job.particles[:, 0] > tiny_scene.CENTER[0] + 0.065)
     job.trajectory, job.E = truth["trajectory"], truth["E"].copy()
     cfg = EstimateConfig(mode="joint", iterations=3, scan_decades=0.0, scan_regions=0, lag_frames=0.0, trajectory_warmup=0.0,
-                         appearance_steps=0)
+                         appearance_steps=0, grasp=GraspFitConfig(steps=0))  # the job's trajectory is the true one
     cache = tmp_path / "cache"
     seen = []
     first = estimate_job(job, cache, cfg, job_folder=folder, progress=lambda e: seen.append(e),
@@ -439,6 +440,37 @@ def test_rescan_and_split_scan_walk_to_the_minimum_of_a_known_quadratic_loss_in_
     assert len(contrasts) >= 7 and calls[0] <= 3 * len(contrasts) + 2, (calls[0], len(contrasts))
 
 
+def test_split_scan_crosses_a_ridge_between_the_uniform_field_and_the_true_contrast(tiny_job, monkeypatch):
+    """A known loss whose minimum lies at the contrast (+0.25, -0.25) decades, behind a ridge at small contrasts
+    (as on the benchmark's flower, where a stem a little stiffer than the uniform level still stretches too far):
+    every contrast of up to 0.25 decades is worse than the uniform field, so a search that gives up at its
+    first step keeps the uniform field. The patient outward search finds the minimum, its reported loss is that
+    of the field it leaves, and a ridge it cannot cross within ``split_patience`` steps leaves the field uniform."""
+    from physinteract import contract
+    from physinteract.estimate.optimize import EstimateConfig, Estimator
+
+    folder, _ = tiny_job
+    job = contract.read_job(folder)
+    for patience, expected in ((2, (0.25, -0.25)), (1, (0.0, 0.0))):
+        est = Estimator(job, EstimateConfig(mode="material_only", appearance_steps=0, split_patience=patience), folder)
+        z_start = est.field.z.detach().clone()
+        side = np.arange(est.field.num_controls) % 3 == 0
+
+        def ridged_loss(est=est, z_start=z_start, side=side) -> float:
+            d = (est.field.z.detach().numpy() - z_start.numpy()) / np.log(10.0)
+            a, b = float(d[~side].mean()), float(d[side].mean())
+            return 1.0 + 4.0 * ((a - 0.25) ** 2 + (b + 0.25) ** 2) + np.exp(-((a - b - 0.2) ** 2) / (2 * 0.06**2))
+
+        monkeypatch.setattr(est, "forward_loss", ridged_loss)
+        start = ridged_loss()
+        a, b, left = est.split_scan(start, side)
+        assert (a, b) == (pytest.approx(expected[0], abs=0.0625), pytest.approx(expected[1], abs=0.0625)), patience
+        assert left == pytest.approx(ridged_loss())
+        if patience == 2:
+            assert left < 0.7 * start
+        est.close()
+
+
 def test_region_scan_searches_the_grouping_along_which_the_loss_falls_most_steeply(tiny_job, monkeypatch):
     """The region search line-searches first the candidate grouping of control points (the k-means halves, or a
     two-way grouping of four k-means regions) whose contrast direction best matches the image loss's gradient, then
@@ -482,20 +514,27 @@ def test_region_scan_searches_the_grouping_along_which_the_loss_falls_most_steep
 def test_joint_estimation_searches_the_regions_again_late_on_the_trajectory_corrected_by_then(tiny_job, monkeypatch):
     """In 'joint' the region search runs after the trajectory warm-up and once more at ``region_rescan`` of the
     iterations (after the iterations before it have moved the trajectory), reported as a region_scan_done event;
-    region_rescan 0 and 'material_only' (whose trajectory never moves) search once. The searches are stubbed to
-    record when they run; what they find is the split and region tests' business."""
+    region_rescan 0 and 'material_only' (whose trajectory never moves) search once. After a grasp fit (the
+    trajectory already matched to the held part's pixels) there is no warm-up: the first search runs before the
+    first iteration. The searches are stubbed to record when they run; what they find is the split and region
+    tests' business."""
     from physinteract import contract
+    from physinteract.estimate.grasp import GraspFitConfig
     from physinteract.estimate.optimize import EstimateConfig, Estimator
 
     folder, _ = tiny_job
     job = contract.read_job(folder)
-    for mode, late, expected in (("joint", 0.67, [1, 2]), ("joint", 0.0, [1]), ("material_only", 0.67, [0])):
-        cfg = EstimateConfig(mode=mode, iterations=3, trajectory_warmup=0.34, region_rescan=late, appearance_steps=0)
+    for mode, late, grasp, expected in (("joint", 0.67, False, [1, 2]), ("joint", 0.0, False, [1]),
+                                        ("material_only", 0.67, False, [0]), ("joint", 0.67, True, [0, 2])):
+        cfg = EstimateConfig(mode=mode, iterations=3, trajectory_warmup=0.34, region_rescan=late, appearance_steps=0,
+                             grasp=GraspFitConfig(steps=0))
         est = Estimator(job, cfg, folder)
         at: list[int] = []
         keys_then: list[np.ndarray] = []
         for stage in ("scan", "lag_scan", "rescan"):
             monkeypatch.setattr(est, stage, lambda emit=None: 0.0)
+        if grasp:
+            monkeypatch.setattr(est, "grasp_fit", lambda emit=None: {"gaussians": 1})
         monkeypatch.setattr(est, "contact_scan", lambda emit=None: (0, 0.0))
 
         def region_scan(emit=None, est=est, at=at, keys_then=keys_then):
@@ -506,7 +545,7 @@ def test_joint_estimation_searches_the_regions_again_late_on_the_trajectory_corr
         monkeypatch.setattr(est, "region_scan", region_scan)
         events: list[dict] = []
         est.run(progress=events.append)
-        assert at == expected, (mode, late, at)
+        assert at == expected, (mode, late, grasp, at)
         late_events = [e for e in events if e["event"] == "region_scan_done"]
         assert [e["iteration"] for e in late_events] == expected[1:]
         if len(keys_then) == 2:

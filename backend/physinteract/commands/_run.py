@@ -53,12 +53,15 @@ def print_warnings(command: str, ev: dict[str, Any]) -> None:
 
 
 def describe_search(ev: dict[str, Any]) -> str | None:
-    """One line for an estimator event of its forward searches (scan, rescan, lag_scan, contact_scan,
+    """One line for an estimator event of its forward searches (grasp_fit, scan, rescan, lag_scan, contact_scan,
     region_scan, split_scan) or their summaries (scan_done, rescan_done, region_scan_done); None for
     any other event. The CLI's and the example's progress printers share it."""
     kind = ev.get("event")
     if kind in ("scan", "rescan"):
         return f"{kind} {ev['step']}: x10^{ev['log10_factor']:+.3f} loss {ev['loss']:.4f}"
+    if kind == "grasp_fit":
+        return (f"grasp_fit: trajectory matched to {ev['gaussians']} Gaussians of the held part, keyframes moved "
+                f"{1e3 * ev['moved_m']:.1f} mm, template loss {ev['loss_before']:.4f} -> {ev['loss']:.4f}")
     if kind == "lag_scan":
         return f"lag_scan {ev['step']}: T0 shifted {ev['lag_frames']:+.2f} frames, loss {ev['loss']:.4f}"
     if kind == "contact_scan":

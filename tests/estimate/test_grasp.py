@@ -1,0 +1,104 @@
+"""The grasp fit: the trajectory of a point-adherent grasp matched to the pixels of the part it holds."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+
+@pytest.fixture(scope="module")
+def beam_job(tmp_path_factory):
+    from tests.estimate import tiny_scene
+
+    folder = tmp_path_factory.mktemp("grasp") / "job"
+    truth = tiny_scene.build(folder)
+    return folder, truth
+
+
+def test_frame_weights_give_the_splines_displacement_since_time_zero():
+    """W @ P equals p(t_f) - p(0) of the keyframe spline for arbitrary keyframes (the spline is linear in them),
+    so the held part's displacement is exact at frames between keyframes too."""
+    from physinteract.estimate.grasp import frame_weights
+    from physinteract.mpm import spline
+
+    rng = np.random.default_rng(0)
+    times = np.array([0.0, 0.1, 0.25, 0.3, 0.5])
+    P = rng.normal(size=(5, 3))
+    t = np.linspace(0.01, 0.6, 17)  # past the last keyframe too, where the spline holds still
+    W = frame_weights(times, t).numpy()
+    expected = spline.evaluate(times, P, t)[0] - spline.evaluate(times, P, np.zeros(1))[0]
+    np.testing.assert_allclose(W @ P, expected, atol=1e-12)
+    np.testing.assert_allclose(W.sum(1), 0.0, atol=1e-12)  # a common offset of all keyframes moves nothing
+
+
+def test_template_holds_the_gaussians_bound_only_to_held_particles():
+    """A Gaussian amid held particles follows them alone; one on the boundary between held and free does not."""
+    from physinteract.estimate.grasp import template_indices
+    from physinteract.estimate.scene import GaussianBinding
+
+    grid = np.stack(np.meshgrid(*[np.arange(6)] * 3, indexing="ij"), -1).reshape(-1, 3) * 0.01
+    held = np.flatnonzero(grid[:, 0] >= 0.03)  # the half x >= 3 cm
+    means = np.array([[0.05, 0.025, 0.025], [0.025, 0.025, 0.025], [0.0, 0.025, 0.025]])  # deep in, on the cut, far out
+    b = GaussianBinding(means, np.tile(np.eye(3) * 1e-6, (3, 1, 1)), np.full((3, 3), 0.5), np.full(3, 0.9), grid, k=8)
+    np.testing.assert_array_equal(template_indices(b, held, len(grid), 0.99), [0])
+
+
+def test_grasp_fit_corrects_a_tracker_error_across_the_image_and_leaves_the_depth(beam_job):
+    """Tiny beam (video from a 1.5x finer simulation, other particles, 2x supersampled): T0 is the grasp's true
+    path scaled by 0.85 (a lag) plus 4 mm of noise per keyframe. Matching the held end's Gaussians to the frames
+    without simulating cuts T0's displacement error across the line of sight by at least half, and leaves the
+    keyframes' depth along it as T0 had it (a small template's image hardly changes with its depth). The lag search
+    then leaves the keyframes alone."""
+    from physinteract import contract
+    from physinteract.estimate.optimize import EstimateConfig, Estimator
+
+    folder, truth = beam_job
+    job = contract.read_job(folder)
+    est = Estimator(job, EstimateConfig(mode="joint"), folder)
+    T0 = est.T0.numpy().copy()
+    events: list[tuple[str, dict]] = []
+    summary = est.grasp_fit(lambda name, **f: events.append((name, f)))
+    assert summary is not None and events == [("grasp_fit", summary)]
+    keys = est.keys.detach().numpy()
+    np.testing.assert_array_equal(est.T0.numpy(), keys)  # the prior is centred on the fit
+    assert est.grasp is not None
+    ray = est.grasp.ray
+    assert np.linalg.norm(ray) == pytest.approx(1.0)
+
+    def across(k: np.ndarray) -> float:  # RMS displacement error off the line of sight
+        d = (k - k[:1]) - (truth["trajectory"] - truth["trajectory"][:1])
+        d -= np.outer(d @ ray, ray)
+        return float(np.sqrt((d**2).sum(1).mean()))
+
+    assert across(keys) < 0.5 * across(T0), (across(keys), across(T0))
+    np.testing.assert_allclose((keys - T0) @ ray, 0.0, atol=1e-9)
+    assert summary["loss"] < summary["loss_before"]
+    assert summary["gaussians"] >= 4
+    assert est.lag_scan() == 0.0  # a lag searched on the whole image would take up the material's effect again
+    np.testing.assert_array_equal(est.keys.detach().numpy(), keys)
+    est.close()
+
+
+def test_grasp_fit_applies_to_velocity_grasps_only(beam_job):
+    """'material_only' keeps T0 (the paper's ablation), and a non-adherent poke has no held part: no fit,
+    no change of the keyframes; a template under ``min_gaussians`` Gaussians is not fitted either."""
+    import dataclasses
+
+    from physinteract import contract
+    from physinteract.estimate.grasp import GraspFitConfig
+    from physinteract.estimate.optimize import EstimateConfig, Estimator
+
+    folder, _ = beam_job
+    job = contract.read_job(folder)
+    for cfg, j in ((EstimateConfig(mode="material_only"), job),
+                   (EstimateConfig(grasp=GraspFitConfig(min_gaussians=10**6)), job),
+                   (EstimateConfig(), dataclasses.replace(job, interaction=contract.Interaction(type="point_non_adherent")))):
+        est = Estimator(j, dataclasses.replace(cfg, appearance_steps=0), folder)
+        before = est.keys.detach().clone()
+        assert est.grasp_fit() is None
+        assert torch.equal(est.keys.detach(), before) and est.grasp is None
+        est.close()
+    with pytest.raises(ValueError, match="GraspFitConfig"):
+        GraspFitConfig(min_weight=0.0)
