@@ -14,6 +14,7 @@ Without ``vector`` a group is plain AdamW (decoupled weight decay, bias correcti
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from typing import Any
 
@@ -59,3 +60,14 @@ class VectorAdamW(torch.optim.Optimizer):
                 p.sub_(group["lr"] / (1.0 - b1**t) * m / denom)
         return loss
 
+
+
+def cosine_annealing(opt: torch.optim.Optimizer, steps: int, final_ratio: float) -> torch.optim.lr_scheduler.LambdaLR:
+    """Cosine annealing of every group's learning rate from itself down to ``final_ratio`` of it
+    over ``steps`` steps (held there after)."""
+    total = max(1, steps)
+
+    def factor(step: int) -> float:
+        return final_ratio + (1.0 - final_ratio) * 0.5 * (1.0 + math.cos(math.pi * min(step, total) / total))
+
+    return torch.optim.lr_scheduler.LambdaLR(opt, factor)

@@ -102,16 +102,25 @@ def frame_weights(key_times: np.ndarray, frame_times: np.ndarray) -> Tensor:
     return torch.as_tensor(a - a0, dtype=torch.float64)
 
 
+def template_gaussians(binding: Any, index: Tensor, shift: Tensor | None = None) -> Any:
+    """The template (Gaussians ``index`` of ``binding``) at rest, moved rigidly by ``shift`` [3] m when given."""
+    from physinteract.render import GaussianBatch
+
+    means = binding.rest_means[index]
+    if shift is not None:
+        means = means + shift.to(means.dtype)
+    return GaussianBatch(means=means, colors=binding.colors[index], opacities=binding.opacities[index],
+                         covariances=binding.covariances[index])
+
+
 def template_loss(binding: Any, index: Tensor, shift: Tensor, camera: Any, image: Tensor, mask: Tensor | None,
                   w_mask: float, floor: float) -> Tensor:
     """L_f of the module docstring: the template (Gaussians ``index`` of ``binding``) moved by
     ``shift`` [3] m, seen by ``camera``, against ``image`` [H, W, 3] and ``mask`` [H, W] (or None).
     ``floor``: the least footprint D (pixels) that normalises the loss."""
-    from physinteract.render import GaussianBatch, render
+    from physinteract.render import render
 
-    g = GaussianBatch(means=binding.rest_means[index] + shift.to(binding.rest_means.dtype), colors=binding.colors[index],
-                      opacities=binding.opacities[index], covariances=binding.covariances[index])
-    out = render(g, camera, background=torch.zeros(3, dtype=binding.rest_means.dtype))
+    out = render(template_gaussians(binding, index, shift), camera, background=torch.zeros(3, dtype=binding.rest_means.dtype))
     A = out.alpha
     D = A.sum().clamp_min(floor)
     loss = (out.rgb - A.unsqueeze(-1) * image).abs().sum() / (3.0 * D)
@@ -146,7 +155,7 @@ def fit_grasp_trajectory(
         The fit (the best keyframes seen), or None when fewer than ``min_gaussians`` Gaussians
         belong to the held part or ``steps`` is 0.
     """
-    from physinteract.estimate.adam import VectorAdamW
+    from physinteract.estimate.adam import VectorAdamW, cosine_annealing
 
     cfg = config or GraspFitConfig()
     index_np = template_indices(binding, held, num_particles, cfg.min_weight)
@@ -156,11 +165,9 @@ def fit_grasp_trajectory(
     W = frame_weights(key_times, np.asarray(frames, np.float64) * frame_dt)  # [F, K]
     T0_t = torch.as_tensor(np.asarray(T0, np.float64))
     with torch.no_grad():
-        from physinteract.render import GaussianBatch, render
+        from physinteract.render import render
 
-        rest = GaussianBatch(means=binding.rest_means[index], colors=binding.colors[index],
-                             opacities=binding.opacities[index], covariances=binding.covariances[index])
-        floor = 0.25 * float(render(rest, cameras[0]).alpha.sum())
+        floor = 0.25 * float(render(template_gaussians(binding, index), cameras[0]).alpha.sum())
     if floor <= 0:  # the held part is not in view
         return None
     masks = observation.masks
@@ -183,8 +190,7 @@ def fit_grasp_trajectory(
     across = torch.eye(3, dtype=torch.float64) - torch.outer(ray, ray)  # [3, 3] projection off the ray
     delta = torch.nn.Parameter(torch.zeros_like(T0_t))
     opt = VectorAdamW([{"params": [delta], "lr": cfg.lr * scale, "vector": True}])
-    r = cfg.final_lr_ratio
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: r + (1.0 - r) * 0.5 * (1.0 + np.cos(np.pi * min(s, cfg.steps) / cfg.steps)))
+    sched = cosine_annealing(opt, cfg.steps, cfg.final_lr_ratio)
     best_loss, best_keys, before, best_image = np.inf, T0_t.clone(), np.nan, np.nan
     for step in range(cfg.steps + 1):  # the last pass only evaluates
         with torch.set_grad_enabled(step < cfg.steps):

@@ -38,7 +38,7 @@ import numpy as np
 import torch
 
 from physinteract import contract
-from physinteract.estimate.adam import VectorAdamW
+from physinteract.estimate.adam import VectorAdamW, cosine_annealing
 from physinteract.estimate.field import FieldConfig, MaterialField
 from physinteract.estimate.grasp import GraspFit, GraspFitConfig
 from physinteract.estimate.losses import FrameLossWeights, knn_graph, psnr_np, smoothness_loss, ssim_np
@@ -304,7 +304,7 @@ class Estimator:
         self.appearance = fit_appearance(self.binding, self.observation, self.cameras[0], cfg.loss, cfg.appearance_steps)
         self.history: list[dict[str, Any]] = []
         self.grasp: GraspFit | None = None  # the grasp fit, once run
-        self._warm = -1  # the trajectory warm-up's iterations, once run() has decided (kept in the checkpoint)
+        self._warm = 0  # the trajectory warm-up's iterations, decided by run() (kept in the checkpoint)
         self.fingerprint = self._fingerprint()
 
     # ------------------------------------------------------------------ objective
@@ -436,7 +436,7 @@ class Estimator:
 
         cfg = self.config
         c = self.control
-        if cfg.mode == "material_only" or c.contact_mode != 1 or c.drive != "velocity" or len(c.contact) == 0:
+        if cfg.mode == "material_only" or c.contact_mode != 1 or len(c.contact) == 0:  # 1: the contact set moves with the hand
             return None
         fit = fit_grasp_trajectory(self.binding, c.contact, len(self.job.particles), self.observation, self.cameras, self.frames,
                                    1.0 / self.job.fps, np.asarray(c.times, np.float64), self.T0.numpy(), self.size, cfg.grasp)
@@ -660,12 +660,7 @@ class Estimator:
             groups.append({"params": [self.keys], "lr": cfg.lr_trajectory * self.key_scale, "name": "trajectory",
                            "vector": cfg.vector_trajectory})
         opt = VectorAdamW(groups, weight_decay=cfg.weight_decay)
-        r, total = cfg.final_lr_ratio, max(1, iterations)
-
-        def cosine(step: int) -> float:  # from 1 down to r, each group relative to its own rate
-            return r + (1.0 - r) * 0.5 * (1.0 + math.cos(math.pi * min(step, total) / total))
-
-        return opt, torch.optim.lr_scheduler.LambdaLR(opt, cosine)
+        return opt, cosine_annealing(opt, iterations, cfg.final_lr_ratio)
 
     def _fingerprint(self) -> str:
         """Identifies the job and settings a checkpoint belongs to."""
@@ -712,7 +707,7 @@ class Estimator:
                 self.history = json.loads(state["history"])
                 best = {"loss": float(state["best_loss"]), "z": state["best_z"], "theta": state["best_theta"],
                         "keys": state["best_keys"], "iteration": int(state["best_iteration"])}
-                self._warm = int(state.get("warm", -1))
+                self._warm = int(state["warm"])
                 resumed = True
         emit("resolution", **self.resolution.summary())
         emit("start", mode=cfg.mode, iterations=iterations, particles=int(len(self.job.particles)),
@@ -726,7 +721,7 @@ class Estimator:
             grasp = self.grasp_fit(emit)
             # a trajectory fitted to the held part's pixels needs no warm-up on the whole image
             self._warm = int(cfg.trajectory_warmup * iterations) if cfg.mode == "joint" and grasp is None else 0
-        warm = max(self._warm, 0)
+        warm = self._warm
         shared_until = warm + int(cfg.global_fraction * (iterations - warm))
         if not resumed:
             d = self.scan(emit)
