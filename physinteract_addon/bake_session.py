@@ -269,7 +269,7 @@ class BackendSession:
 
 ESTIMATE_SUBDIR = "estimate"  # the estimate cache is <cache folder>/estimate
 # Files an estimate cache holds besides the contract's known cache files (guarded delete of a discarded run).
-ESTIMATE_FILES = ("estimate.json", "estimate_trajectory.npy", "estimate_trajectory_times.npy", contract.CONTACT_FILE)
+ESTIMATE_FILES = (contract.ESTIMATE_SUMMARY_FILE, "estimate_trajectory.npy", "estimate_trajectory_times.npy", contract.CONTACT_FILE)
 
 
 # The estimator's forward-only searches before and between its iterations, as the status line names them.

@@ -10,6 +10,10 @@ For each scene (built once and cached under ``OUT/scenes``) and each mode ('join
   divided by the object's bounding-box diagonal (x_gt from the finer ground-truth simulation);
 - seconds and seconds per iteration.
 
+With ``RunConfig.jobs`` > 1 the estimates run that many at a time, each in its own
+``physinteract estimate`` process (the CPU simulator runs its loops serially, so one estimate keeps
+about one core busy); the runner reads each result back from its cache folder and scores it here.
+
 Writes ``OUT/report.json``, ``OUT/report.md`` and plots (loss curves, E relative-error maps) under ``OUT/plots``.
 """
 
@@ -18,9 +22,11 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import os
+import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -53,6 +59,30 @@ class RunConfig:
     iterations: int | None = None
     build: S.BuildConfig = field(default_factory=S.BuildConfig)
     rebuild: bool = False
+    jobs: int = 1  # estimates at once, each in its own process (1: one after another, in this process)
+
+    def __post_init__(self) -> None:
+        if self.jobs < 1:
+            raise ValueError(f"RunConfig.jobs: expected >= 1, got {self.jobs}")
+
+
+ESTIMATE_MEMORY = 8 * 2**30  # bytes: room for one benchmark estimate (a suite run in one process peaked at 6.8 GB resident)
+
+
+def _cores() -> int:
+    """CPU cores this process may run on."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+def default_jobs(units: int) -> int:
+    """Estimates to run at once on this machine: one per CPU core (the CPU simulator's loops run
+    serially, so an estimate keeps about one core busy), at most one per ``ESTIMATE_MEMORY`` of
+    physical memory, at most ``units`` (the estimates there are), at least 1."""
+    try:
+        memory = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        memory = ESTIMATE_MEMORY
+    return max(1, min(_cores(), memory // ESTIMATE_MEMORY, units))
 
 
 def default_estimate(job: contract.Job, cache: Path, mode: str, iterations: int | None, job_folder: Path) -> Any:
@@ -170,10 +200,104 @@ def ensure_scene(name: str, folder: Path, build: S.BuildConfig, rebuild: bool, l
     return S.build_scene(name, folder, build, log=log).info
 
 
+@dataclass(frozen=True)
+class Unit:
+    """One estimate of the suite: scene ``name`` (its job folder, ``particles`` particles) in ``mode``,
+    written to ``cache``. cost: a guess of its run time (particles x substeps per frame), to start the longest first."""
+
+    name: str
+    mode: str
+    folder: Path
+    cache: Path
+    particles: int
+    cost: float
+
+
+@dataclass
+class CachedEstimate:
+    """An estimate read back from the cache folder its ``physinteract estimate`` process wrote."""
+
+    E: np.ndarray  # [N] Pa
+    nu: np.ndarray  # [N]
+    history: list[dict[str, Any]]
+    seconds: float
+    seconds_per_iteration: float
+    iterations: int
+    psnr: float
+    ssim: float
+    warnings: list[str]
+
+
+def read_estimate(cache: Path, count: int) -> CachedEstimate:
+    """The material field (``contract.read_material``) and the summary (``contract.ESTIMATE_SUMMARY_FILE``)
+    of the estimate cache ``cache`` of ``count`` particles."""
+    path = cache / contract.ESTIMATE_SUMMARY_FILE
+    try:
+        summary = json.loads(path.read_text())
+    except (OSError, ValueError) as e:
+        raise contract.ContractError(path, "summary", "the JSON summary `physinteract estimate` writes", str(e)) from e
+    E, nu = contract.read_material(cache, count)
+    values: dict[str, Any] = {}
+    for key, kind in (("seconds", float), ("seconds_per_iteration", float), ("iterations", int), ("psnr", float), ("ssim", float)):
+        if not isinstance(summary.get(key), (int, float)):
+            raise contract.ContractError(path, key, "a number", repr(summary.get(key)))
+        values[key] = kind(summary[key])
+    return CachedEstimate(E=E, nu=nu, history=list(summary.get("history", [])), warnings=[str(w) for w in summary.get("warnings", [])],
+                          **values)
+
+
+def estimate_command(unit: Unit, iterations: int | None) -> list[str]:
+    """The argument list of the process that estimates ``unit`` (the same estimate as ``default_estimate``)."""
+    cmd = [sys.executable, "-m", "physinteract", "estimate", str(unit.folder), "--cache", str(unit.cache), "--mode", unit.mode, "--quiet"]
+    return cmd + (["--iterations", str(iterations)] if iterations is not None else [])
+
+
+WORKER_LOG = "benchmark_worker.log"  # a worker's stdout and stderr, in its cache folder
+
+
+def _in_processes(units: list[Unit], jobs: int, iterations: int | None, say: Callable[[str], None],
+                  poll: float = 0.5) -> Iterator[tuple[Unit, CachedEstimate]]:
+    """Run the units ``jobs`` at a time, longest first, each in its own process; yield each as it ends.
+    A failed unit raises RuntimeError (naming it and its log) once the others have ended; on any exit
+    the processes still running are stopped (their checkpoints let a rerun resume)."""
+    pending = sorted(units, key=lambda u: -u.cost)
+    env = dict(os.environ, OMP_NUM_THREADS=str(max(1, _cores() // jobs)))  # torch's share of the cores
+    running: dict[subprocess.Popen[bytes], Unit] = {}
+    failed: list[str] = []
+    try:
+        while pending or running:
+            while pending and len(running) < jobs:
+                unit = pending.pop(0)
+                unit.cache.mkdir(parents=True, exist_ok=True)
+                with open(unit.cache / WORKER_LOG, "wb") as log:
+                    proc = subprocess.Popen(estimate_command(unit, iterations), stdout=log, stderr=subprocess.STDOUT, env=env)
+                running[proc] = unit
+                say(f"{unit.name}: estimating ({unit.mode}) in process {proc.pid}, log {unit.cache / WORKER_LOG}")
+            time.sleep(poll)
+            for proc in [q for q in running if q.poll() is not None]:
+                unit = running.pop(proc)
+                if proc.returncode != 0:
+                    tail = (unit.cache / WORKER_LOG).read_text(errors="replace").strip().splitlines()[-3:]
+                    failed.append(f"{unit.name} ({unit.mode}): exit status {proc.returncode}, log {unit.cache / WORKER_LOG}: "
+                                  + " | ".join(tail))
+                    say(f"{unit.name} {unit.mode}: failed (exit status {proc.returncode})")
+                    continue
+                yield unit, read_estimate(unit.cache, unit.particles)
+    finally:
+        for proc in running:
+            proc.terminate()
+        for proc in running:
+            proc.wait()
+    if failed:
+        raise RuntimeError("benchmark estimates failed:\n" + "\n".join(failed))
+
+
 def run_benchmark(config: RunConfig, estimate: EstimateFn | None = None, log: Callable[[str], None] | None = None) -> dict[str, Any]:
-    """Build (or reuse) the scenes, run the estimator in each mode, score, and write the reports. Returns the report dict."""
+    """Build (or reuse) the scenes, run the estimator in each mode, score, and write the reports. Returns the report dict.
+
+    ``estimate`` replaces the project's estimator (in this process, one unit after another); with the
+    default estimator and ``config.jobs`` > 1 the units run in that many ``physinteract estimate`` processes."""
     say = log or _log
-    estimate = estimate or default_estimate
     out = Path(config.out)
     unknown = [s for s in config.scenes if s not in S.SCENES]
     if unknown:
@@ -182,51 +306,68 @@ def run_benchmark(config: RunConfig, estimate: EstimateFn | None = None, log: Ca
         raise ValueError("no modes to run")
     report: dict[str, Any] = {"modes": list(config.modes), "scenes": {}, "average": {}}
     t_all = time.perf_counter()
-    for si, name in enumerate(config.scenes):
+    jobs: dict[str, contract.Job] = {}
+    scenes: dict[str, dict[str, np.ndarray]] = {}
+    units: list[Unit] = []
+    for name in config.scenes:
         folder = out / "scenes" / name
         info = ensure_scene(name, folder, config.build, config.rebuild, say)
-        job = contract.read_job(folder)
-        gt = S.load_gt(folder)
-        entry: dict[str, Any] = {"particles": info["particles"], "substeps_per_frame": info["substeps_per_frame"],
-                                 "regions": info["regions"], "interaction": info["interaction"],
-                                 "gt_torn_share": info.get("gt_torn_share")}  # the ground truth's tearing (observed, novel)
-        entry["novel_error_gt_field"] = novel_error(job, gt, gt["E"], gt["nu"])
-        curves: dict[str, list[float]] = {}
-        for mode in config.modes:
-            say(f"[{si + 1}/{len(config.scenes)}] {name}: estimating ({mode})")
-            cache = out / "runs" / name / mode
-            t0 = time.perf_counter()
-            res = estimate(job, cache, mode, config.iterations, folder)
-            wall = time.perf_counter() - t0
-            E, nu = np.asarray(res.E, np.float64), np.asarray(res.nu, np.float64)
-            rel = np.abs(E - gt["E"]) / gt["E"]
-            contract.atomic_save_npy(cache / "benchmark_E.npy", E)
-            scores = {
-                "material_accuracy": material_accuracy(E, gt["E"]),
-                "psnr": float(res.psnr),
-                "ssim": float(res.ssim),
-                "novel_error": novel_error(job, gt, E, nu),
-                "seconds": float(getattr(res, "seconds", wall)),
-                "seconds_per_iteration": float(res.seconds_per_iteration),
-                "iterations": int(res.iterations),
-                "E_median_relative_error": float(np.median(rel)),
-            }
-            entry[f"{mode}_warnings"] = [str(w) for w in getattr(res, "warnings", [])]  # the estimator's (grid, tearing)
-            entry[mode] = scores
-            curves[mode] = [float(h["loss"]) for h in getattr(res, "history", []) if "loss" in h]
-            write_png(out / "plots" / f"{name}_{mode}_E_error.png", error_map(job, rel))
-            say(f"{name} {mode}: MA {scores['material_accuracy']:.3f}, PSNR {scores['psnr']:.2f}, SSIM {scores['ssim']:.3f}, "
-                f"novel error {100 * scores['novel_error']:.2f}%, {scores['seconds']:.1f} s")
-        write_png(out / "plots" / f"{name}_loss.png", loss_plot(curves))
-        report["scenes"][name] = entry
+        job = jobs[name] = contract.read_job(folder)
+        gt = scenes[name] = S.load_gt(folder)
+        report["scenes"][name] = {"particles": info["particles"], "substeps_per_frame": info["substeps_per_frame"],
+                                  "regions": info["regions"], "interaction": info["interaction"],
+                                  "gt_torn_share": info.get("gt_torn_share")}  # the ground truth's tearing (observed, novel)
+        units += [Unit(name, mode, folder, out / "runs" / name / mode, len(job.particles),
+                       float(info["particles"] * info["substeps_per_frame"])) for mode in config.modes]
+    workers = config.jobs if estimate is None else 1
+    if workers > 1:
+        results = _in_processes(units, workers, config.iterations, say)
+    else:
+        results = _one_by_one(units, estimate or default_estimate, jobs, config.iterations, say)
+    curves: dict[str, dict[str, list[float]]] = {name: {} for name in config.scenes}
+    for done, (unit, res) in enumerate(results, 1):
+        name, mode, gt = unit.name, unit.mode, scenes[unit.name]
+        E, nu = np.asarray(res.E, np.float64), np.asarray(res.nu, np.float64)
+        rel = np.abs(E - gt["E"]) / gt["E"]
+        contract.atomic_save_npy(unit.cache / "benchmark_E.npy", E)
+        scores = {
+            "material_accuracy": material_accuracy(E, gt["E"]),
+            "psnr": float(res.psnr),
+            "ssim": float(res.ssim),
+            "novel_error": novel_error(jobs[name], gt, E, nu),
+            "seconds": float(res.seconds),
+            "seconds_per_iteration": float(res.seconds_per_iteration),
+            "iterations": int(res.iterations),
+            "E_median_relative_error": float(np.median(rel)),
+        }
+        entry = report["scenes"][name]
+        if "novel_error_gt_field" not in entry:  # the floor of the novel error: the true field at the estimator's resolution
+            entry["novel_error_gt_field"] = novel_error(jobs[name], gt, gt["E"], gt["nu"])
+        entry[f"{mode}_warnings"] = [str(w) for w in getattr(res, "warnings", [])]  # the estimator's (grid, tearing)
+        entry[mode] = scores
+        curves[name][mode] = [float(h["loss"]) for h in getattr(res, "history", []) if "loss" in h]
+        write_png(out / "plots" / f"{name}_{mode}_E_error.png", error_map(jobs[name], rel))
+        say(f"[{done}/{len(units)}] {name} {mode}: MA {scores['material_accuracy']:.3f}, PSNR {scores['psnr']:.2f}, "
+            f"SSIM {scores['ssim']:.3f}, novel error {100 * scores['novel_error']:.2f}%, {scores['seconds']:.1f} s")
+    for name in config.scenes:
+        write_png(out / "plots" / f"{name}_loss.png", loss_plot({m: curves[name][m] for m in config.modes if m in curves[name]}))
     for mode in config.modes:
         report["average"][mode] = {k: float(np.mean([report["scenes"][s][mode][k] for s in config.scenes])) for k in METRICS}
     report["seconds_total"] = round(time.perf_counter() - t_all, 2)
+    report["jobs"] = workers
     report["build"] = config.build.settings()
     contract.atomic_write_json(out / "report.json", report)
     contract.atomic_write_text(out / "report.md", report_markdown(report))
     say(f"report written to {out / 'report.md'}")
     return report
+
+
+def _one_by_one(units: list[Unit], estimate: EstimateFn, jobs: dict[str, contract.Job], iterations: int | None,
+                say: Callable[[str], None]) -> Iterator[tuple[Unit, Any]]:
+    """Run the units in this process, in the order given, and yield each with its result."""
+    for i, unit in enumerate(units):
+        say(f"[{i + 1}/{len(units)}] {unit.name}: estimating ({unit.mode})")
+        yield unit, estimate(jobs[unit.name], unit.cache, unit.mode, iterations, unit.folder)
 
 
 def _fmt(v: float, kind: str) -> str:
@@ -267,7 +408,8 @@ def report_markdown(report: dict[str, Any]) -> str:
     for name in report["scenes"]:
         lines.append(f"### {name}\n\n![loss](plots/{name}_loss.png) " + " ".join(
             f"![{m} E error](plots/{name}_{m}_E_error.png)" for m in modes) + "\n")
-    lines.append(f"Total time: {report.get('seconds_total', 0)} s.")
+    jobs = report.get("jobs", 1)
+    lines.append(f"Total time: {report.get('seconds_total', 0)} s" + (f", {jobs} estimates at a time." if jobs > 1 else "."))
     return "\n".join(lines) + "\n"
 
 

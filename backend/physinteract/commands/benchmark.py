@@ -25,12 +25,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quick", action="store_true", help="tiny scenes (few particles, 4 frames, 64x48 px) for a smoke run")
     p.add_argument("--rebuild", action="store_true", help="rebuild the scenes even when cached")
     p.add_argument("--seed", type=int, default=0, help="random seed of the scenes (lattices, noise, tracker errors)")
+    p.add_argument("--jobs", type=int, default=None, metavar="N",
+                   help="estimates at once, each in its own process (default: one per CPU core, at most one per 8 GB of memory)")
     p.add_argument("--scale", type=float, default=None, metavar="S",
                    help="particle-count factor of the estimator's discretisation (default 2; the grid follows the cube root)")
 
 
 def run(args: argparse.Namespace) -> int:
-    from physinteract.benchmark.run import MODES, RunConfig, run_benchmark, summary_line
+    from physinteract.benchmark.run import MODES, RunConfig, default_jobs, run_benchmark, summary_line
     from physinteract.benchmark.scenes import SCENES, BuildConfig
 
     scenes = _names(args.scenes) or list(SCENES)
@@ -52,7 +54,11 @@ def run(args: argparse.Namespace) -> int:
             print(f"physinteract benchmark: --scale must be > 0, got {args.scale}", file=sys.stderr)
             return 2
         build.scale = args.scale
+    if args.jobs is not None and args.jobs < 1:
+        print(f"physinteract benchmark: --jobs must be >= 1, got {args.jobs}", file=sys.stderr)
+        return 2
+    jobs = args.jobs or default_jobs(len(scenes) * len(modes))
     report = run_benchmark(RunConfig(out=args.out, scenes=scenes, modes=modes, iterations=args.iterations, build=build,
-                                     rebuild=args.rebuild))
+                                     rebuild=args.rebuild, jobs=jobs))
     print(summary_line(report))
     return 0

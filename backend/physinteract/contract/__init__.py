@@ -16,6 +16,7 @@ from physinteract.contract.cache import (
     CACHE_SCHEMA,
     CACHE_VERSION,
     CONTACT_FILE,
+    ESTIMATE_SUMMARY_FILE,
     EVENTS_FILE,
     FRAMES_DIR,
     LOG_FILE,

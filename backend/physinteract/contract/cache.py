@@ -378,6 +378,7 @@ def assemble_pc2(folder: str | Path) -> list[Path]:
 
 
 CONTACT_FILE = "estimate_contact.npy"
+ESTIMATE_SUMMARY_FILE = "estimate.json"  # an estimate cache's summary: mode, iterations, psnr, ssim, seconds, history
 _KNOWN_CACHE_FILES = re.compile(
     r"^(cache\.json|events\.jsonl|log\.txt|material_(E|nu)\.npy|[A-Za-z0-9_\-]+\.pc2|report\.(json|md)|checkpoint\.npz"
     r"|estimate\.json|estimate_(trajectory|trajectory_times|contact)\.npy|estimate_checkpoint\.pt|\..*\.tmp)$"

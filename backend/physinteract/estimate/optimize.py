@@ -47,7 +47,6 @@ from physinteract.mpm.resolution import Tearing
 
 MODES = ("joint", "material_only", "trajectory_only")
 CHECKPOINT_FILE = "estimate_checkpoint.pt"
-SUMMARY_FILE = "estimate.json"
 
 
 @dataclass
@@ -1000,5 +999,5 @@ def write_estimate_cache(cache: Path, job: contract.Job, est: Estimator, result:
     contract.atomic_save_npy(cache / "estimate_trajectory.npy", result.trajectory)
     contract.atomic_save_npy(cache / "estimate_trajectory_times.npy", result.trajectory_times)
     contract.atomic_save_npy(cache / contract.CONTACT_FILE, np.asarray(result.contact, np.int64))
-    contract.atomic_write_json(cache / SUMMARY_FILE, {**result.summary(), "history": result.history})
+    contract.atomic_write_json(cache / contract.ESTIMATE_SUMMARY_FILE, {**result.summary(), "history": result.history})
     writer.finish("cancelled" if result.stopped else "complete", "stopped by request" if result.stopped else "")
