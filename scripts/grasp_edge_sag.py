@@ -53,17 +53,14 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--scene", default="bow_tie", choices=[n for n in S.SCENES if S.SCENES[n]().interaction == "point_adherent"])
     ap.add_argument("--factors", default="1.0,1.25,1.5,2.0", help="E factors on the estimator's lattice")
-    ap.add_argument("--offsets", default="101,102,103",  # build_scene draws from seed 1000 x (build seed) + scene index
+    ap.add_argument("--offsets", default="101,102,103",  # scene_lattices draws from seed 1000 x (build seed) + scene index
                     help="seeds of extra lattice offsets")
     args = ap.parse_args()
     ensure_taichi("cpu", "f32")
     cfg = S.BuildConfig()
     spec = S.SCENES[args.scene]()
-    rng = np.random.default_rng(cfg.seed * 1000 + list(S.SCENES).index(args.scene))  # as build_scene draws them
-    spacing, res = S.estimator_discretisation(spec, cfg)
+    est, gt, spacing, res, _ = S.scene_lattices(args.scene, cfg)  # as build_scene draws them
     lo, hi = np.asarray(spec.lo), np.asarray(spec.hi)
-    est = fill_sdf(spec.sdf, lo, hi, spacing, rng.random(3))
-    gt = fill_sdf(spec.sdf, lo, hi, spacing / cfg.gt_factor, rng.random(3))
 
     def say(**row: object) -> None:
         print(json.dumps(row), flush=True)

@@ -202,14 +202,13 @@ def ensure_scene(name: str, folder: Path, build: S.BuildConfig, rebuild: bool, l
 
 @dataclass(frozen=True)
 class Unit:
-    """One estimate of the suite: scene ``name`` (its job folder, ``particles`` particles) in ``mode``,
-    written to ``cache``. cost: a guess of its run time (particles x substeps per frame), to start the longest first."""
+    """One estimate of the suite: scene ``name`` (its job folder) in ``mode``, written to ``cache``.
+    cost: a guess of its run time (particles x substeps per frame), to start the longest first."""
 
     name: str
     mode: str
     folder: Path
     cache: Path
-    particles: int
     cost: float
 
 
@@ -255,18 +254,18 @@ def estimate_command(unit: Unit, iterations: int | None) -> list[str]:
 WORKER_LOG = "benchmark_worker.log"  # a worker's stdout and stderr, in its cache folder
 
 
-def _in_processes(units: list[Unit], jobs: int, iterations: int | None, say: Callable[[str], None],
-                  poll: float = 0.5) -> Iterator[tuple[Unit, CachedEstimate]]:
-    """Run the units ``jobs`` at a time, longest first, each in its own process; yield each as it ends.
+def _in_processes(units: list[Unit], workers: int, jobs: dict[str, contract.Job], iterations: int | None,
+                  say: Callable[[str], None], poll: float = 0.5) -> Iterator[tuple[Unit, CachedEstimate]]:
+    """Run the units ``workers`` at a time, longest first, each in its own process; yield each as it ends.
     A failed unit raises RuntimeError (naming it and its log) once the others have ended; on any exit
     the processes still running are stopped (their checkpoints let a rerun resume)."""
     pending = sorted(units, key=lambda u: -u.cost)
-    env = dict(os.environ, OMP_NUM_THREADS=str(max(1, _cores() // jobs)))  # torch's share of the cores
+    env = dict(os.environ, OMP_NUM_THREADS=str(max(1, _cores() // workers)))  # torch's share of the cores
     running: dict[subprocess.Popen[bytes], Unit] = {}
     failed: list[str] = []
     try:
         while pending or running:
-            while pending and len(running) < jobs:
+            while pending and len(running) < workers:
                 unit = pending.pop(0)
                 unit.cache.mkdir(parents=True, exist_ok=True)
                 with open(unit.cache / WORKER_LOG, "wb") as log:
@@ -282,7 +281,7 @@ def _in_processes(units: list[Unit], jobs: int, iterations: int | None, say: Cal
                                   + " | ".join(tail))
                     say(f"{unit.name} {unit.mode}: failed (exit status {proc.returncode})")
                     continue
-                yield unit, read_estimate(unit.cache, unit.particles)
+                yield unit, read_estimate(unit.cache, len(jobs[unit.name].particles))
     finally:
         for proc in running:
             proc.terminate()
@@ -312,16 +311,16 @@ def run_benchmark(config: RunConfig, estimate: EstimateFn | None = None, log: Ca
     for name in config.scenes:
         folder = out / "scenes" / name
         info = ensure_scene(name, folder, config.build, config.rebuild, say)
-        job = jobs[name] = contract.read_job(folder)
-        gt = scenes[name] = S.load_gt(folder)
+        jobs[name] = contract.read_job(folder)
+        scenes[name] = S.load_gt(folder)
         report["scenes"][name] = {"particles": info["particles"], "substeps_per_frame": info["substeps_per_frame"],
                                   "regions": info["regions"], "interaction": info["interaction"],
                                   "gt_torn_share": info.get("gt_torn_share")}  # the ground truth's tearing (observed, novel)
-        units += [Unit(name, mode, folder, out / "runs" / name / mode, len(job.particles),
-                       float(info["particles"] * info["substeps_per_frame"])) for mode in config.modes]
+        units += [Unit(name, mode, folder, out / "runs" / name / mode, float(info["particles"] * info["substeps_per_frame"]))
+                  for mode in config.modes]
     workers = config.jobs if estimate is None else 1
     if workers > 1:
-        results = _in_processes(units, workers, config.iterations, say)
+        results = _in_processes(units, workers, jobs, config.iterations, say)
     else:
         results = _one_by_one(units, estimate or default_estimate, jobs, config.iterations, say)
     curves: dict[str, dict[str, list[float]]] = {name: {} for name in config.scenes}
@@ -350,7 +349,7 @@ def run_benchmark(config: RunConfig, estimate: EstimateFn | None = None, log: Ca
         say(f"[{done}/{len(units)}] {name} {mode}: MA {scores['material_accuracy']:.3f}, PSNR {scores['psnr']:.2f}, "
             f"SSIM {scores['ssim']:.3f}, novel error {100 * scores['novel_error']:.2f}%, {scores['seconds']:.1f} s")
     for name in config.scenes:
-        write_png(out / "plots" / f"{name}_loss.png", loss_plot({m: curves[name][m] for m in config.modes if m in curves[name]}))
+        write_png(out / "plots" / f"{name}_loss.png", loss_plot(curves[name]))
     for mode in config.modes:
         report["average"][mode] = {k: float(np.mean([report["scenes"][s][mode][k] for s in config.scenes])) for k in METRICS}
     report["seconds_total"] = round(time.perf_counter() - t_all, 2)

@@ -36,6 +36,7 @@ from typing import Any
 import numpy as np
 
 from physinteract import contract
+from physinteract.geometry.fill import Particles
 from physinteract.geometry.shapes import SDF, capsule, ellipsoid, fill_sdf, rounded_box, sphere, union
 from physinteract.imageio import write_png
 
@@ -543,6 +544,19 @@ def estimator_discretisation(spec: SceneSpec, cfg: BuildConfig) -> tuple[float, 
     return spacing, max(12, int(round(spec.grid_resolution * cfg.scale ** (1.0 / 3.0))))
 
 
+def scene_lattices(name: str, cfg: BuildConfig) -> tuple[Particles, Particles, float, int, np.random.Generator]:
+    """The particles ``build_scene`` simulates for scene ``name``: the estimator's lattice and an
+    independently offset ``cfg.gt_factor`` x finer one for the ground truth, the estimator's spacing (m)
+    and grid resolution, and the scene's random generator after those draws (the tracker's errors come next)."""
+    spec = SCENES[name]()
+    rng = np.random.default_rng(cfg.seed * 1000 + list(SCENES).index(name))
+    lo, hi = np.asarray(spec.lo), np.asarray(spec.hi)
+    spacing, res_est = estimator_discretisation(spec, cfg)
+    est = fill_sdf(spec.sdf, lo, hi, spacing, rng.random(3))
+    gt = fill_sdf(spec.sdf, lo, hi, spacing / cfg.gt_factor, rng.random(3))
+    return est, gt, spacing, res_est, rng
+
+
 def build_scene(name: str, folder: str | Path, config: BuildConfig | None = None, log: Callable[[str], None] | None = None) -> BuiltScene:
     """Simulate, render and write scene ``name`` into ``folder`` (a contract job folder plus gt.npz and scene.json)."""
     from physinteract.mpm.model import make_model
@@ -556,14 +570,10 @@ def build_scene(name: str, folder: str | Path, config: BuildConfig | None = None
     folder = Path(folder)
     spec = SCENES[name]()
     index = list(SCENES).index(name)
-    rng = np.random.default_rng(cfg.seed * 1000 + index)
     t_start = time.perf_counter()
-    lo, hi = np.asarray(spec.lo), np.asarray(spec.hi)
 
     # particles: estimator lattice, and an independent finer GT lattice
-    spacing, res_est = estimator_discretisation(spec, cfg)
-    est = fill_sdf(spec.sdf, lo, hi, spacing, rng.random(3))
-    gt = fill_sdf(spec.sdf, lo, hi, spacing / cfg.gt_factor, rng.random(3))
+    est, gt, spacing, res_est, rng = scene_lattices(name, cfg)
     res_gt = int(round(res_est * cfg.gt_factor))
     E_est, E_gt = spec.E(est.positions), spec.E(gt.positions)
     contact_est, contact_gt = np.flatnonzero(spec.contact(est.positions)), np.flatnonzero(spec.contact(gt.positions))

@@ -61,7 +61,6 @@ class VectorAdamW(torch.optim.Optimizer):
         return loss
 
 
-
 def cosine_annealing(opt: torch.optim.Optimizer, steps: int, final_ratio: float) -> torch.optim.lr_scheduler.LambdaLR:
     """Cosine annealing of every group's learning rate from itself down to ``final_ratio`` of it
     over ``steps`` steps (held there after)."""
