@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from physinteract.mpm.config import GroundConfig, SolverConfig
 from physinteract.mpm.model import Control, State, make_model
@@ -120,3 +121,13 @@ def test_step_api_matches_rollout(ti64):
         sv.step(a, b, Control(), 0.01 / 20)
         a, b = b, a
     assert np.allclose(a.numpy().x, xs[-1], atol=1e-12)
+
+
+def test_a_grip_weight_per_contact_particle_in_0_1_is_checked():
+    """Control.grip: one weight per contact particle, each in (0, 1]; anything else is refused by name."""
+    Control("point_adherent", contact=np.array([0, 1]), grip=np.array([0.25, 1.0]))
+    with pytest.raises(ValueError, match="Control.grip: 1 weights for 2 contact particles"):
+        Control("point_adherent", contact=np.array([0, 1]), grip=np.array([0.5]))
+    for bad in (0.0, 1.5, np.nan):
+        with pytest.raises(ValueError, match=r"Control.grip: each weight must lie in \(0, 1\]"):
+            Control("point_adherent", contact=np.array([0, 1]), grip=np.array([0.5, bad]))

@@ -17,9 +17,11 @@ H = 1e-6
 class Scene:
     """A tiny elastic block, 2 output frames, checkpointed backward with 4-substep segments."""
 
-    def __init__(self, drive: str) -> None:
+    def __init__(self, drive: str, partial_grip: bool = False) -> None:
         rng = np.random.default_rng(7)
-        self.x0 = block((4, 4, 4), 0.005, (0.0, 0.0, 0.2))
+        # off the grid's lattice by 0.3 cells along x: on it, the grid node at the held face would take exactly half
+        # its mass from the grasp, and a difference step would flip whether the grasp holds it (grid_node)
+        self.x0 = block((4, 4, 4), 0.005, (0.0015, 0.0, 0.2))
         n = len(self.x0)
         self.cfg = SolverConfig(grid_resolution=8, precision="f64", arch="cpu", backward_segment=4, gravity=(0.0, 0.0, -1.0),
                                 domain_min=(-0.01, -0.01, 0.19), domain_max=(0.03, 0.03, 0.23))
@@ -27,6 +29,7 @@ class Scene:
         self.theta = theta_from_nu(np.full(n, 0.3) + 0.05 * rng.uniform(-1, 1, n))
         self.v0 = 0.05 * rng.normal(size=(n, 3))
         self.contact = np.arange(16)  # the x = min face
+        self.grip = rng.uniform(0.3, 1.0, len(self.contact)) if partial_grip else None  # held in part
         self.times = np.array([0.0, 0.03, 0.06, 0.09])
         if drive == "velocity":
             steps = np.array([[0, 0, 0], [0.002, 0, 0.001], [0.003, -0.001, 0.003], [0.004, 0, 0.002]])
@@ -42,7 +45,7 @@ class Scene:
         model = make_model(self.x0, 0.005**3, 1000.0, self.E if E is None else E,
                            nu_from_theta(self.theta if theta is None else theta), self.cfg,
                            v0=self.v0 if v0 is None else v0)
-        ctrl = Control("point_adherent", self.drive, contact=self.contact, times=self.times,
+        ctrl = Control("point_adherent", self.drive, contact=self.contact, grip=self.grip, times=self.times,
                        values=self.values if values is None else values)
         if self.sim is None:
             self.sim = Rollout(model, ctrl, 1 / 30, 2, requires_grad=True)
@@ -66,6 +69,12 @@ def velocity_scene(ti64):
 @pytest.fixture(scope="module")
 def force_scene(ti64):
     s = Scene("force")
+    return s, s.gradients()
+
+
+@pytest.fixture(scope="module")
+def partial_grip_scene(ti64):
+    s = Scene("velocity", partial_grip=True)
     return s, s.gradients()
 
 
@@ -104,6 +113,20 @@ def test_gradient_initial_velocity_matches_finite_differences(velocity_scene):
     d = np.random.default_rng(4).normal(size=s.v0.shape)
     fd = (s.run(v0=s.v0 + H * d) - s.run(v0=s.v0 - H * d)) / (2 * H)
     check(fd, float(np.sum(g.v0 * d)))
+
+
+def test_gradients_of_a_grasp_holding_each_particle_in_part_match_finite_differences(partial_grip_scene):
+    """A grasp that holds each contact particle in part (Control.grip in [0.3, 1]): its particles take that share of
+    the hand's velocity and the rest from the grid. dL/d(keyframes), dL/d(initial velocity) and dL/dlog(E) against
+    central differences."""
+    s, g = partial_grip_scene
+    rng = np.random.default_rng(11)
+    d = rng.normal(size=s.values.shape)
+    check((s.run(values=s.values + H * d) - s.run(values=s.values - H * d)) / (2 * H), float(np.sum(g.keyframes * d)))
+    d = rng.normal(size=s.v0.shape)
+    check((s.run(v0=s.v0 + H * d) - s.run(v0=s.v0 - H * d)) / (2 * H), float(np.sum(g.v0 * d)))
+    d = rng.normal(size=len(s.E))
+    check((s.run(E=s.E * np.exp(H * d)) - s.run(E=s.E * np.exp(-H * d))) / (2 * H), float(g.log_E @ d))
 
 
 def test_gradient_force_keyframes_matches_finite_differences(force_scene):

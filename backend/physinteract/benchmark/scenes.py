@@ -420,13 +420,24 @@ def _solver_config(spec: SceneSpec, resolution: int, domain_resolution: int | No
     return SolverConfig(grid_resolution=resolution, domain_min=lo, domain_max=hi, ground=ground, arch="cpu")  # type: ignore[arg-type]
 
 
-def _control(spec: SceneSpec, contact: np.ndarray, x0: np.ndarray, times: np.ndarray, path: np.ndarray) -> Any:
-    """The Control of the interaction: positions of the contact centroid (grasp) or of the collider."""
+def contact_share(region: Callable[[np.ndarray], np.ndarray], positions: np.ndarray, spacing: float, samples: int = 4) -> np.ndarray:
+    """The share [P] of each particle's cube (side ``spacing``, m, centred on ``positions`` [P, 3]) that lies
+    in ``region`` (rest positions -> bool), from samples^3 points spread evenly over the cube."""
+    u = ((np.arange(samples) + 0.5) / samples - 0.5) * spacing
+    offsets = np.stack(np.meshgrid(u, u, u, indexing="ij"), -1).reshape(-1, 3)
+    x = np.asarray(positions, np.float64)
+    return np.mean([np.asarray(region(x + d), bool) for d in offsets], axis=0)
+
+
+def _control(spec: SceneSpec, contact: np.ndarray, x0: np.ndarray, times: np.ndarray, path: np.ndarray,
+             grip: np.ndarray | None = None) -> Any:
+    """The Control of the interaction: positions of the contact centroid (grasp) or of the collider;
+    ``grip`` [K] the share of each contact particle a grasp holds (None: all of it)."""
     from physinteract.mpm.model import Control
 
     values = x0[contact].mean(0) + path if spec.interaction == "point_adherent" else path
     collider = {"point_adherent": "none", "point_non_adherent": "sphere", "surface_non_adherent": "plane"}[spec.interaction]
-    return Control(interaction=spec.interaction, drive="velocity", contact=contact, times=times, values=values,
+    return Control(interaction=spec.interaction, drive="velocity", contact=contact, grip=grip, times=times, values=values,
                    collider=collider, radius=spec.collider_radius, normal=(0.0, 0.0, 1.0), friction=spec.friction)
 
 
@@ -577,6 +588,11 @@ def build_scene(name: str, folder: str | Path, config: BuildConfig | None = None
     res_gt = int(round(res_est * cfg.gt_factor))
     E_est, E_gt = spec.E(est.positions), spec.E(gt.positions)
     contact_est, contact_gt = np.flatnonzero(spec.contact(est.positions)), np.flatnonzero(spec.contact(gt.positions))
+    grip_gt = None
+    if spec.interaction == "point_adherent":  # the truth holds the region itself, not whole particles of its lattice
+        share = contact_share(spec.contact, gt.positions, spacing / cfg.gt_factor)
+        contact_gt = np.flatnonzero(share > 0.0)
+        grip_gt = share[contact_gt]
     if len(contact_est) == 0 or len(contact_gt) == 0:
         raise ValueError(f"scene {name}: the contact region holds no particle")
 
@@ -587,8 +603,8 @@ def build_scene(name: str, folder: str | Path, config: BuildConfig | None = None
     # ground truth: the fine simulation, observed and novel
     gt_model = make_model(gt.positions, gt.volume, spec.density, E_gt, spec.nu, _solver_config(spec, res_gt, res_est))
     t = time.perf_counter()
-    xs, Fs, sub_gt = simulate(gt_model, _control(spec, contact_gt, gt.positions, times, spec.path), frame_dt, cfg.frames)
-    xs_n, Fs_n, _ = simulate(gt_model, _control(spec, contact_gt, gt.positions, times, spec.novel_path), frame_dt, cfg.frames)
+    xs, Fs, sub_gt = simulate(gt_model, _control(spec, contact_gt, gt.positions, times, spec.path, grip_gt), frame_dt, cfg.frames)
+    xs_n, Fs_n, _ = simulate(gt_model, _control(spec, contact_gt, gt.positions, times, spec.novel_path, grip_gt), frame_dt, cfg.frames)
     t_sim = time.perf_counter() - t
     torn = [Tearing.of_run(x).share for x in (xs, xs_n)]  # an elastic ground truth must not tear
     if max(torn) > 0.0:

@@ -158,7 +158,9 @@ class Control:
         (velocity boundary condition); for non-adherent types the collider centre
         (sphere/capsule centre, or a point of the plane) is p(t).
         "force": ``values`` are the total force (N, world) spread evenly over the contact set.
-    contact: [K] particle indices.  times: [M] s from the start.  values: [M, 3].
+    contact: [K] particle indices.  grip: [K] the share of each contact particle the grasp holds,
+    in (0, 1] (None: all of each; a particle on the held region's edge is held in part, so the
+    edge need not fall on the particle lattice).  times: [M] s from the start.  values: [M, 3].
     collider: one of COLLIDERS; radius (m); axis: capsule half-axis (m, world);
     normal: plane normal (world, the object lies on its + side); friction: Coulomb coefficient.
     """
@@ -166,6 +168,7 @@ class Control:
     interaction: str = "none"
     drive: str = "velocity"
     contact: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    grip: np.ndarray | None = None
     times: np.ndarray = field(default_factory=lambda: np.zeros(1))
     values: np.ndarray = field(default_factory=lambda: np.zeros((1, 3)))
     collider: str = "none"
@@ -182,6 +185,12 @@ class Control:
         if self.collider not in COLLIDERS:
             raise ValueError(f"Control.collider: expected one of {COLLIDERS}, got {self.collider!r}")
         self.contact = np.asarray(self.contact, np.int64).reshape(-1)
+        if self.grip is not None:
+            self.grip = np.asarray(self.grip, np.float64).reshape(-1)
+            if len(self.grip) != len(self.contact):
+                raise ValueError(f"Control.grip: {len(self.grip)} weights for {len(self.contact)} contact particles")
+            if not np.all((self.grip > 0.0) & (self.grip <= 1.0)):
+                raise ValueError("Control.grip: each weight must lie in (0, 1]")
         self.times = np.asarray(self.times, np.float64).reshape(-1)
         self.values = np.asarray(self.values, np.float64).reshape(-1, 3)
         if len(self.times) != len(self.values) or len(self.times) == 0:

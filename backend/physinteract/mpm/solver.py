@@ -115,12 +115,13 @@ class MPMSolver:
         self.nu = self._place(ti.field(real, needs_grad=g), n)
         self.ext_force = self._place(ti.Vector.field(3, real), n)
         self.is_contact = self._place(ti.field(ti.i32), n)
+        self.grip = self._place(ti.field(real), n)  # the share of each particle the grasp holds (0 outside the contact set)
         self.grid_shape = tuple(int(s) for s in model.grid_shape)
         self.grid_m = self._place(ti.field(real, needs_grad=g), self.grid_shape)
         self.grid_mv = self._place(ti.Vector.field(3, real, needs_grad=g), self.grid_shape)  # the particles' momentum, before forces
         self.grid_v_in = self._place(ti.Vector.field(3, real, needs_grad=g), self.grid_shape)  # momentum after the stress and forces
         self.grid_v_out = self._place(ti.Vector.field(3, real, needs_grad=g), self.grid_shape)
-        self.grid_contact = self._place(ti.field(real, needs_grad=g), self.grid_shape)  # weight of grasped particles
+        self.grid_contact = self._place(ti.field(real, needs_grad=g), self.grid_shape)  # kg: the grasp's share of grid_m
         # the active block of this substep: first node, extent (nodes per axis) and node count
         self.restrict_grid = bool(restrict_grid)
         self.block_lo = self._place(ti.Vector.field(3, ti.i32), ())
@@ -433,7 +434,7 @@ class MPMSolver:
                     self.grid_mv[base + offset] += weight * (mv + mC @ dpos)
                 self.grid_m[base + offset] += weight * self.mass[p]
                 if mode == 1:
-                    self.grid_contact[base + offset] += weight
+                    self.grid_contact[base + offset] += weight * self.mass[p] * self.grip[p]
 
     @ti.kernel
     def p2g_backward(self, s: ti.i32, c: ti.i32, dt: float):
@@ -463,7 +464,7 @@ class MPMSolver:
                 Gmv = self.grid_mv.grad[base + offset]
                 scalar = Gv.dot(mom + affine @ dpos) + Gmv.dot(mv + mC @ dpos) + m * self.grid_m.grad[base + offset]
                 if mode == 1:
-                    scalar += self.grid_contact.grad[base + offset]
+                    scalar += m * self.grip[p] * self.grid_contact.grad[base + offset]
                 g_x += scalar * grad_w
                 g_mom += weight * Gv
                 g_aff += weight * Gv.outer_product(dpos)
@@ -501,11 +502,16 @@ class MPMSolver:
             if ti.static(self.damping > 0.0):
                 v *= ti.exp(-self.damping * dt)
             if self.contact_mode[None] == 1:
-                # Nodes touched by grasped particles move with them. alpha, the grasped particles'
-                # weight at the node, is the share of the hand's velocity the node takes over one
-                # grip time; over a substep dt it takes 1 - (1 - alpha)^(dt / grip_time), so that the
-                # grip relaxes at a rate, not once per substep (which held tighter the smaller the step).
-                alpha = ti.min(self.grid_contact[I], 1.0)
+                # A node the grasp holds at least half the mass of moves with the hand: a velocity
+                # condition on the nodes inside the held region (the quadratic B-spline is symmetric,
+                # so a node on the region's face takes half its mass from either side), wherever the
+                # particle lattice falls and however many particles a cell holds. Between a quarter
+                # and a half the hold fades out (smoothly, so the motion stays smooth as the region
+                # crosses nodes): such a node takes the share alpha of the hand's velocity per grip
+                # time, over a substep dt 1 - (1 - alpha)^(dt / grip_time), a rate, so that the
+                # substep does not change how tightly it holds.
+                t = ti.min(ti.max(4.0 * self.grid_contact[I] / m - 1.0, 0.0), 1.0)
+                alpha = t * t * (3.0 - 2.0 * t)
                 share = 1.0 - ti.pow(ti.max(1.0 - alpha, 1e-4), dt / self.grip_time[None])
                 beta = ti.select(alpha < 1.0, share, 1.0)
                 v = (1.0 - beta) * v + beta * self.ctrl[c, 2]
@@ -558,9 +564,10 @@ class MPMSolver:
             v_adv = new_v
             if ti.static(self.pic_time > 0.0):  # keep the share a of what the grid could not hold
                 new_v += a * (self.v[s, p] - v_before)
-            if self.contact_mode[None] * self.is_contact[p] == 1:
-                new_v = self.ctrl[c, 2]
-                v_adv = new_v
+            if self.contact_mode[None] * self.is_contact[p] == 1:  # the held share moves with the hand
+                g = self.grip[p]
+                new_v = g * self.ctrl[c, 2] + (1.0 - g) * new_v
+                v_adv = g * self.ctrl[c, 2] + (1.0 - g) * v_adv
             self.v[so, p] = new_v
             self.C[so, p] = new_C
             self.x[so, p] = self.x[s, p] + dt * v_adv
@@ -582,9 +589,10 @@ class MPMSolver:
             g_res = a * self.v.grad[so, p]  # adjoint of the FLIP residual v[s] - v_before
             g_C = self.C.grad[so, p] + dt * GF @ F.transpose()
             if self.contact_mode[None] * self.is_contact[p] == 1:
-                self.ctrl.grad[c, 2] += g_v
-                g_v = ti.Vector.zero(float, 3)
-                g_res = ti.Vector.zero(float, 3)
+                g = self.grip[p]
+                self.ctrl.grad[c, 2] += g * g_v
+                g_v *= 1.0 - g
+                g_res *= 1.0 - g
             g_x = Gx
             v_pic = ti.Vector.zero(float, 3)  # sum over nodes of weight * grid velocity
             for i, j, k in ti.ndrange(3, 3, 3):
@@ -756,7 +764,8 @@ class MPMSolver:
 
     def set_control(self, control: Control) -> None:
         """Upload the control's contact set and collider parameters (once per Control)."""
-        key = (id(control), control.interaction, control.drive, control.collider, control.contact.tobytes())
+        key = (id(control), control.interaction, control.drive, control.collider, control.contact.tobytes(),
+               None if control.grip is None else control.grip.tobytes())
         if key == self._control_key:
             return
         mask = np.zeros(self.n, np.int32)
@@ -765,6 +774,9 @@ class MPMSolver:
                 raise ValueError(f"Control.contact: indices must lie in [0, {self.n})")
             mask[control.contact] = 1
         self.is_contact.from_numpy(mask)
+        grip = np.zeros(self.n, self.np_real)
+        grip[control.contact] = 1.0 if control.grip is None else control.grip
+        self.grip.from_numpy(grip)
         self.contact_mode[None] = control.contact_mode
         # the grip's time scale for step(); a Rollout sets its own, a whole fraction of its frame
         self.grip_time[None] = grip_time(self.model, control, None, 0.0, self.config)
