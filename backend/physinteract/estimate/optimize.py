@@ -157,8 +157,8 @@ class EstimateConfig:
         cfl: Courant number of the estimator's rollouts when the job sets no fixed substep (None:
             the job's ``solver.cfl``, which bakes always use). Every rollout costs about 1 / cfl,
             but the motion drifts from the converged one with the step: a grasped bar swung by
-            its end for 0.5 s under gravity strays from its path at cfl 0.05 by at most 0.55 %
-            of its length at 0.1, and 1.8 % at 0.4. On the benchmark (before the grip became a rate,
+            its end for 0.5 s under gravity strays from its path at cfl 0.05 by at most 0.22 %
+            of its length at 0.1, and 1.83 % at 0.4. On the benchmark (before the grip became a rate,
             ``solver.grip_time``) 0.6 took 2/3 of the time, the same Material Accuracy on
             tow_rope, better on glove (0.34 -> 0.60) and worse on bow_tie (0.70 -> 0.38): a
             faster preview, not the default.

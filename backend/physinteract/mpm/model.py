@@ -168,7 +168,6 @@ class Control:
     interaction: str = "none"
     drive: str = "velocity"
     contact: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
-    grip: np.ndarray | None = None
     times: np.ndarray = field(default_factory=lambda: np.zeros(1))
     values: np.ndarray = field(default_factory=lambda: np.zeros((1, 3)))
     collider: str = "none"
@@ -176,6 +175,7 @@ class Control:
     axis: tuple[float, float, float] = (0.0, 0.0, 0.0)
     normal: tuple[float, float, float] = (0.0, 0.0, 1.0)
     friction: float = 0.0
+    grip: np.ndarray | None = None  # after the rest, which callers may pass by position
 
     def __post_init__(self) -> None:
         if self.interaction not in INTERACTIONS:

@@ -505,12 +505,12 @@ class MPMSolver:
                 # A node the grasp holds at least half the mass of moves with the hand: a velocity
                 # condition on the nodes inside the held region (the quadratic B-spline is symmetric,
                 # so a node on the region's face takes half its mass from either side), wherever the
-                # particle lattice falls and however many particles a cell holds. Between a quarter
-                # and a half the hold fades out (smoothly, so the motion stays smooth as the region
-                # crosses nodes): such a node takes the share alpha of the hand's velocity per grip
-                # time, over a substep dt 1 - (1 - alpha)^(dt / grip_time), a rate, so that the
-                # substep does not change how tightly it holds.
-                t = ti.min(ti.max(4.0 * self.grid_contact[I] / m - 1.0, 0.0), 1.0)
+                # particle lattice falls and however many particles a cell holds. Below half the hold
+                # fades out (smoothly, so the motion stays smooth as the region crosses nodes): such
+                # a node takes the share alpha of the hand's velocity per grip time, over a substep
+                # dt 1 - (1 - alpha)^(dt / grip_time), a rate, so that the substep does not change
+                # how tightly it holds.
+                t = ti.min(2.0 * self.grid_contact[I] / m, 1.0)
                 alpha = t * t * (3.0 - 2.0 * t)
                 share = 1.0 - ti.pow(ti.max(1.0 - alpha, 1e-4), dt / self.grip_time[None])
                 beta = ti.select(alpha < 1.0, share, 1.0)
@@ -942,8 +942,8 @@ def signal_speed(model: Model, control: Control | None, duration: float, config:
 
 def grip_time(model: Model, control: Control | None, frame_dt: float | None, duration: float, config: SolverConfig) -> float:
     """The grasp's time scale (s): the substep the CFL limit would choose at cfl GRIP_CFL, a whole
-    fraction of ``frame_dt`` (None: GRIP_CFL dx / ``signal_speed`` itself). A node that the grasped
-    particles cover with weight alpha takes that share of the hand's velocity per grip time,
+    fraction of ``frame_dt`` (None: GRIP_CFL dx / ``signal_speed`` itself). A node the grasp holds
+    less than half the mass of takes its share alpha of the hand's velocity per grip time,
     whatever the substep (``MPMSolver.grid_node``); at cfl GRIP_CFL that is once per substep.
     Like the substep count it is constant under small changes of the material, which the
     gradients do not follow."""
