@@ -19,8 +19,8 @@ class Scene:
 
     def __init__(self, drive: str, partial_grip: bool = False) -> None:
         rng = np.random.default_rng(7)
-        # off the grid's lattice by 0.3 cells along x: on it, the grid node at the held face would take exactly half
-        # its mass from the grasp, and a difference step would flip whether the grasp holds it (grid_node)
+        # off the grid's lattice by 0.3 cells along x, so the held face's nodes take a share of the grasp's mass
+        # between 0 and 1/2, where grid_node's hold fades and its derivative is checked too
         self.x0 = block((4, 4, 4), 0.005, (0.0015, 0.0, 0.2))
         n = len(self.x0)
         self.cfg = SolverConfig(grid_resolution=8, precision="f64", arch="cpu", backward_segment=4, gravity=(0.0, 0.0, -1.0),
