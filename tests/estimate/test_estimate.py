@@ -476,6 +476,45 @@ def test_split_scan_crosses_a_ridge_between_the_uniform_field_and_the_true_contr
         est.close()
 
 
+@pytest.mark.parametrize("polish", [0, 2])
+def test_split_scan_judges_each_contrast_at_its_level_even_when_that_level_lies_between_grid_samples(tiny_job, monkeypatch,
+                                                                                                   polish):
+    """A known loss whose valley in the level (the mean log10 factor) is a V narrower than the level step, as a large
+    swing's image loss is (the benchmark's glove: it doubles within 1/32 decade of E): the contrast +0.25 decades lowers
+    the loss at its best level by 20 %, but that level (as any larger contrast's) lies 0.03 decades from the uniform
+    one, between the grid's samples, where the V has risen by more than the gain. The uniform level was refined before
+    (it is the current field), so judged at grid samples (``polish`` 0, the default) the contrast loses; polished
+    (successive parabolic interpolation) it is kept."""
+    from physinteract import contract
+    from physinteract.estimate.optimize import EstimateConfig, Estimator, _line_search
+
+    # the search on its own: a V of slope 10 per decade at 0.02 with grid samples 1/16 decade apart
+    samples: dict[float, float] = {}
+    found = _line_search(lambda x: 1.0 + 10.0 * abs(x - 0.02), 0.0, 0.0625, 0.0625, 2.5, samples, polish=4)
+    if polish:
+        assert found == pytest.approx(0.02, abs=0.002) and len(samples) <= 3 + 4
+
+    folder, _ = tiny_job
+    est = Estimator(contract.read_job(folder), EstimateConfig(mode="material_only", appearance_steps=0, polish=polish),
+                    folder)
+    z_start = est.field.z.detach().clone()
+    side = np.arange(est.field.num_controls) % 3 == 0
+
+    def narrow_loss() -> float:
+        d = (est.field.z.detach().numpy() - z_start.numpy()) / np.log(10.0)
+        a, b = float(d[~side].mean()), float(d[side].mean())
+        c, level = a - b, 0.5 * (a + b)
+        return 1.0 - 0.2 * max(0.0, 1.0 - abs(c - 0.25) / 0.25) + 10.0 * abs(level - 0.03 * min(abs(c) / 0.25, 1.0))
+
+    monkeypatch.setattr(est, "forward_loss", narrow_loss)
+    a, b, left = est.split_scan(narrow_loss(), side)
+    if polish:
+        assert a - b == pytest.approx(0.25, abs=0.07) and left < 0.9 and left == pytest.approx(narrow_loss(), rel=1e-4)
+    else:  # the bias this guards against: the contrast lost to the uniform level at grid samples
+        assert (a, b) == (0.0, 0.0) and left == pytest.approx(1.0)
+    est.close()
+
+
 def test_region_scan_searches_the_grouping_along_which_the_loss_falls_most_steeply(tiny_job, monkeypatch):
     """The region search line-searches first the candidate grouping of control points (the k-means halves, or a
     two-way grouping of four k-means regions) whose contrast direction best matches the image loss's gradient, then
