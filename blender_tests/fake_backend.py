@@ -140,6 +140,13 @@ def known_initialisation(job: contract.Job, interaction: str | None) -> tuple[st
     return interaction or "point_non_adherent", contact, times, np.asarray(job.particles)[contact].mean(0) + INIT_LIFT
 
 
+def known_contact_weights(job: contract.Job, contact: np.ndarray) -> np.ndarray:
+    """The fake init's share of each contact particle a grasp holds: half for the lowest tenth of the set's height,
+    whole above."""
+    z = np.asarray(job.particles)[contact, 2]
+    return np.where(z < z.min() + 0.1 * np.ptp(z), 0.5, 1.0)
+
+
 def init(argv: list[str]) -> int:
     """``init JOB_DIR [--interaction T] [--contact-box X0,Y0,X1,Y1]``: updates the job in place with the known answer."""
     p = argparse.ArgumentParser()
@@ -166,6 +173,7 @@ def init(argv: list[str]) -> int:
         events.emit("progress", stage=stage, fraction=(k + 1) / len(stages))
     kind, contact, times, traj = known_initialisation(job, args.interaction)
     job.interaction.type, job.contact, job.trajectory_times, job.trajectory = kind, contact, times, traj
+    job.contact_weights = known_contact_weights(job, contact) if kind == "point_adherent" else None
     contract.write_job(job, args.job)
     events.emit("done", interaction_type=kind, contact_count=len(contact), keyframes=len(times), contact_box=args.contact_box)
     return 0

@@ -74,6 +74,7 @@ def test_init_keys_the_trajectory_empty_and_shows_the_contact(empty_scene: bpy.t
     assert bpy.ops.physinteract.bake() == {"FINISHED"}
     baked = contract.read_job(tmp_path / "job")
     np.testing.assert_array_equal(baked.contact, contact)
+    assert baked.contact_weights is None  # a poke holds no particle
     t = np.arange(job.num_frames) / job.fps
     want = np.stack([np.interp(t, times, traj[:, a]) for a in range(3)], 1)
     np.testing.assert_allclose(baked.trajectory, want, atol=1e-5)
@@ -111,6 +112,30 @@ def test_init_passes_the_chosen_type_and_contact_box_and_reports_each_stage(
     assert o.interaction_type == "point_adherent"
     assert o.trajectory is not None and o.trajectory.name == obj.name + init_session.TRAJECTORY_SUFFIX
     assert len(_keys(o.trajectory, init_session)[2]) == len(fake_backend.INIT_LIFT)
+
+
+def test_a_grasp_found_in_the_video_carries_the_share_of_each_contact_particle_into_the_next_bake(
+        empty_scene: bpy.types.Scene, addon: str, fake: str, tmp_path: Path) -> None:
+    """Known answer: a point_adherent init's contact weights (the share of each particle held) are stored with the
+    video contact and written, in the contact's order, into the next bake's job; weights that no longer match the
+    contact (a hand-edited property) fail that bake with a message naming the object, not a wrong hold."""
+    _, props, _ = _modules(addon)
+    obj, _ = build_scene(empty_scene, tmp_path, addon)
+    add_clip(empty_scene, tmp_path, addon)
+    props.scene_settings(empty_scene).init_interaction = "point_adherent"
+    assert bpy.ops.physinteract.init_from_video() == {"FINISHED"}
+    job = contract.read_job(tmp_path / "job")
+    _, contact, _, _ = fake_backend.known_initialisation(job, "point_adherent")
+    weights = fake_backend.known_contact_weights(job, contact)
+    assert 0 < np.sum(weights < 1.0) < len(weights)
+    assert bpy.ops.physinteract.bake() == {"FINISHED"}
+    baked = contract.read_job(tmp_path / "job")
+    np.testing.assert_array_equal(baked.contact, contact)
+    np.testing.assert_allclose(baked.contact_weights, weights, rtol=1e-6)
+    o = props.object_settings(obj)
+    o.contact_weights = " ".join(o.contact_weights.split()[1:])
+    with pytest.raises(RuntimeError, match=obj.name):
+        bpy.ops.physinteract.bake()
 
 
 def _state(scene: bpy.types.Scene, obj: bpy.types.Object, empty: bpy.types.Object, addon: str) -> dict:

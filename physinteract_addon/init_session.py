@@ -116,8 +116,10 @@ class InitSession(BackendSession):
                                    f"{self.keyframes} trajectory keyframes")
 
 
-def _checked(job: contract.Job, obj: bpy.types.Object, num_particles: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(contact [K], times [M] s, trajectory [M, 3] m) of the backend's job, checked against the scene's fill."""
+def _checked(job: contract.Job, obj: bpy.types.Object,
+             num_particles: int) -> tuple[np.ndarray, np.ndarray | None, np.ndarray, np.ndarray]:
+    """(contact [K], the share of each held [K] or None, times [M] s, trajectory [M, 3] m) of the backend's job,
+    checked against the scene's fill."""
     types = {item[0] for item in INTERACTION_ITEMS}
     if job.interaction.type not in types:
         raise scene_to_job.SceneError(f"interaction type '{job.interaction.type}' is not one of {sorted(types)}")
@@ -131,7 +133,10 @@ def _checked(job: contract.Job, obj: bpy.types.Object, num_particles: int) -> tu
         raise scene_to_job.SceneError("the backend wrote no trajectory")
     if np.any(np.diff(times) <= 0):
         raise scene_to_job.SceneError("the trajectory's times do not increase")
-    return contact, times, traj
+    held = None if job.contact_weights is None else np.asarray(job.contact_weights, np.float64)
+    if held is not None and (held.shape != contact.shape or not np.all((held > 0.0) & (held <= 1.0))):
+        raise scene_to_job.SceneError("the backend's contact weights do not match its contact particles")
+    return contact, held, times, traj
 
 
 def apply_initialisation(scene: bpy.types.Scene, job: contract.Job, info: scene_to_job.JobInfo, num_particles: int) -> tuple[int, int]:
@@ -140,14 +145,14 @@ def apply_initialisation(scene: bpy.types.Scene, job: contract.Job, info: scene_
     obj = bpy.data.objects.get(info.target)
     if obj is None:
         raise scene_to_job.SceneError(f"the target '{info.target}' is gone")
-    contact, times, traj = _checked(job, obj, num_particles)
+    contact, held, times, traj = _checked(job, obj, num_particles)
     o = object_settings(obj)
     empty = o.trajectory
     if empty is not None and empty.parent is not None:
         raise scene_to_job.SceneError(f"the trajectory Empty '{empty.name}' has a parent: unparent it (its keys are world positions)")
     scale = float(info.scale)
     o.interaction_type = job.interaction.type
-    scene_to_job.set_video_contact(obj, contact, num_particles)
+    scene_to_job.set_video_contact(obj, contact, num_particles, held)
     show_contact(scene, obj, np.asarray(job.particles, np.float64)[contact] / scale)
     if empty is None:
         empty = bpy.data.objects.new(obj.name + TRAJECTORY_SUFFIX, None)

@@ -209,10 +209,12 @@ def fill_identity(obj: bpy.types.Object, num_particles: int) -> str:
     return f"{o.fill_mode}:{o.fill_signature if o.fill_mode == 'VOLUME' else ''}:{num_particles}"
 
 
-def set_video_contact(obj: bpy.types.Object, contact: np.ndarray, num_particles: int) -> None:
-    """Store the contact particles found in the video (indices into the current fill) and make them the contact."""
+def set_video_contact(obj: bpy.types.Object, contact: np.ndarray, num_particles: int, weights: np.ndarray | None = None) -> None:
+    """Store the contact particles found in the video (indices into the current fill) and make them the contact;
+    ``weights`` [K]: the share of each the grasp holds (None: each whole)."""
     o = object_settings(obj)
     o.contact_particles = " ".join(str(int(i)) for i in contact)
+    o.contact_weights = "" if weights is None else " ".join(f"{float(w):.6g}" for w in weights)
     o.contact_particles_for = fill_identity(obj, num_particles)
     o.contact_source = "VIDEO"
 
@@ -229,6 +231,22 @@ def video_contact(obj: bpy.types.Object, num_particles: int) -> np.ndarray:
     if idx.min() < 0 or idx.max() >= num_particles:
         raise SceneError(f"'{obj.name}': the contact from the video indexes particles outside 0..{num_particles - 1}")
     return idx
+
+
+def video_contact_weights(obj: bpy.types.Object, count: int) -> np.ndarray | None:
+    """The stored share [count] of each 'From Video' contact particle held, or None (each whole); SceneError when
+    they do not match the contact particles."""
+    text = object_settings(obj).contact_weights.strip()
+    if not text:
+        return None
+    try:
+        w = np.array([float(v) for v in text.split()], np.float64)
+    except ValueError:
+        w = np.zeros(0)
+    if len(w) != count or not np.all((w > 0.0) & (w <= 1.0)):
+        raise SceneError(f"'{obj.name}': the contact weights from the video do not match its {count} contact particles: "
+                         "press 'Initialise from Video' again")
+    return w
 
 
 def contact_indices(obj: bpy.types.Object, particles_bu: np.ndarray, vertices_bu: np.ndarray,
@@ -340,6 +358,9 @@ def build_job(scene: bpy.types.Scene, initialise: bool = False) -> tuple[contrac
                                                                          traj_bu[0] if len(traj_bu) else None)
     if len(traj_bu) and contact.size == 0:
         raise SceneError(f"The contact region of '{obj.name}' is empty (PhysInteract > Interaction)")
+    held = None  # the share of each contact particle a grasp holds: only the video's contact has one
+    if not initialise and o.contact_source == "VIDEO" and o.interaction_type == "point_adherent":
+        held = video_contact_weights(obj, len(contact))
 
     n = len(particles_m)
     inter = contract.Interaction(
@@ -362,6 +383,7 @@ def build_job(scene: bpy.types.Scene, initialise: bool = False) -> tuple[contrac
         nu=np.full(n, float(o.poisson_ratio)),
         density=np.full(n, float(o.density)),
         contact=contact,
+        contact_weights=held,
         trajectory_times=traj_times,
         trajectory=traj_bu * scale,
         interaction=inter,

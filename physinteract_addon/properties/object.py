@@ -149,6 +149,11 @@ class PhysInteractObjectSettings(bpy.types.PropertyGroup):
         name="Contact Particles", description="Particle indices of the contact found in the video (space separated)",
         options={"HIDDEN"},
     )
+    contact_weights: StringProperty(  # type: ignore[valid-type]
+        name="Contact Weights", options={"HIDDEN"},
+        description="Share of each video contact particle the grasp holds, in (0, 1] (space separated, in the order of "
+                    "the contact particles; empty: each whole)",
+    )
     contact_particles_for: StringProperty(  # type: ignore[valid-type]
         name="Contact Particles' Fill", description="The fill the contact particles index (fill signature and count)",
         options={"HIDDEN"},

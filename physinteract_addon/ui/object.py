@@ -120,7 +120,9 @@ class PHYSINTERACT_PT_interaction(_ObjectPanel):
         box.operator("physinteract.init_from_video", icon="TRACKER")
         draw_progress(box, context)
         if o.contact_source == "VIDEO":
-            box.label(text=f"{len(o.contact_particles.split())} contact particles from the video")
+            partial = sum(1 for w in o.contact_weights.split() if w != "1")  # a grasp's edge particles, held in part
+            box.label(text=f"{len(o.contact_particles.split())} contact particles from the video"
+                           + (f", {partial} held in part" if partial else ""))
 
 
 CLASSES = (PHYSINTERACT_PT_object, PHYSINTERACT_PT_filling, PHYSINTERACT_PT_material, PHYSINTERACT_PT_interaction)

@@ -15,6 +15,7 @@ from physinteract.mpm import spline
 
 def test_every_scene_builds_a_valid_job_whose_arrays_round_trip(quick_scenes: dict[str, Path]):
     assert set(quick_scenes) == set(S.SCENES) and len(S.SCENES) == 8
+    partial: list[int] = []  # per grasped scene: contact particles held in part
     for name, folder in quick_scenes.items():
         job = contract.read_job(folder)
         again = folder.parent / f"{name}_copy"
@@ -25,9 +26,19 @@ def test_every_scene_builds_a_valid_job_whose_arrays_round_trip(quick_scenes: di
         np.testing.assert_array_equal(back.particles, job.particles)
         np.testing.assert_array_equal(back.contact, job.contact)
         assert len(job.contact) > 0
+        spec = S.SCENES[name]()
+        if spec.interaction == "point_adherent":  # the estimator's job holds the region, not whole particles
+            spacing = float(np.diff(np.unique(np.round(job.particles[:, 0], 9))).min())
+            share = S.contact_share(spec.contact, job.particles, spacing)
+            np.testing.assert_array_equal(job.contact, np.flatnonzero(share > 0))
+            np.testing.assert_allclose(back.contact_weights, share[job.contact])
+            partial.append(int(np.sum(back.contact_weights < 1.0)))
+        else:
+            assert back.contact_weights is None
         assert job.point_sets[0].colors is not None and job.point_sets[0].opacities is not None
         assert job.point_sets[0].rest_rotations is not None and job.point_sets[0].rest_scales is not None
         assert job.interaction.type == S.SCENES[name]().interaction
+    assert len(partial) == 6 and sum(partial) > 0, partial
 
 
 def test_gt_stiffness_is_soft_and_at_least_three_scenes_have_regions_2_to_4x_apart(quick_scenes: dict[str, Path]):

@@ -216,3 +216,22 @@ def test_read_material_names_the_file_and_field(tmp_path):
     assert E.shape == (3,) and nu[0] == 0.3
     with pytest.raises(ContractError, match=r"material_E.npy.*\[4\]"):
         read_material(tmp_path, 4)
+
+
+def test_read_contact_weights_follow_the_contact_indices_order_and_name_the_file_when_they_do_not_fit(tmp_path):
+    """read_contact_weights: None without the file, the weights reordered with read_contact's sorted unique indices,
+    and a clear error naming estimate_contact_weights.npy for a count that differs from the indices', a weight outside
+    (0, 1], or weights without the indices beside them."""
+    from physinteract.contract import CONTACT_FILE, CONTACT_WEIGHTS_FILE, ContractError, read_contact_weights
+
+    assert read_contact_weights(tmp_path, 5) is None
+    np.save(tmp_path / CONTACT_WEIGHTS_FILE, np.array([0.5, 1.0]))
+    with pytest.raises(ContractError, match="estimate_contact_weights.npy.*estimate_contact.npy"):
+        read_contact_weights(tmp_path, 5)
+    np.save(tmp_path / CONTACT_FILE, np.array([4, 1, 3]))
+    np.save(tmp_path / CONTACT_WEIGHTS_FILE, np.array([0.2, 0.4, 1.0]))
+    np.testing.assert_array_equal(read_contact_weights(tmp_path, 5), [0.4, 1.0, 0.2])  # indices 1, 3, 4
+    for bad in (np.array([0.5, 1.0]), np.array([0.0, 0.5, 1.0]), np.array([1, 1, 1])):
+        np.save(tmp_path / CONTACT_WEIGHTS_FILE, bad)
+        with pytest.raises(ContractError, match="estimate_contact_weights.npy"):
+            read_contact_weights(tmp_path, 5)

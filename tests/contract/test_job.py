@@ -229,3 +229,28 @@ def test_scaled_intrinsics_project_a_point_to_the_same_place_in_a_resampled_imag
     uv, _ = project(K, w2c, pts)
     uv2, _ = project(scale_intrinsics(K, (640, 480), (320, 160)), w2c, pts)
     np.testing.assert_allclose(uv2, uv * np.array([320 / 640, 160 / 480]), rtol=1e-12)
+
+
+def test_contact_weights_are_optional_round_trip_and_are_checked_against_the_contact_set(tmp_path):
+    """contact_weights (the share of each contact particle held): absent in a job without them (None), written and
+    read back unchanged, turned into the Control's grip, and refused with the file and field named when their count
+    differs from the contact set's or a weight lies outside (0, 1]."""
+    from physinteract.mpm.model import control_from_job
+
+    job = make_job()
+    contract.write_job(job, tmp_path / "plain")
+    plain = contract.read_job(tmp_path / "plain")
+    assert plain.contact_weights is None and control_from_job(plain).grip is None
+    job.contact_weights = np.array([0.25, 1.0])
+    contract.write_job(job, tmp_path / "weighted")
+    back = contract.read_job(tmp_path / "weighted")
+    np.testing.assert_array_equal(back.contact_weights, [0.25, 1.0])
+    np.testing.assert_array_equal(control_from_job(back).grip, [0.25, 1.0])
+    for bad in (np.array([0.5]), np.array([0.0, 1.0]), np.array([0.5, 1.5])):
+        np.save(tmp_path / "weighted" / "contact_weights.npy", bad)
+        with pytest.raises(ContractError) as e:
+            contract.read_job(tmp_path / "weighted")
+        assert e.value.field == "contact_weights" and e.value.file.endswith("contact_weights.npy")
+    job.contact_weights = np.array([1.0, 1.0, 1.0])
+    with pytest.raises(ContractError, match="contact_weights"):
+        contract.write_job(job, tmp_path / "bad")

@@ -219,8 +219,42 @@ def test_interrupted_estimation_resumes_from_its_checkpoint(tiny_job, tmp_path):
     assert np.all(np.isin(grasped, first.contact))
     assert len(extra) == 0 or job.particles[extra, 0].min() > tiny_scene.CENTER[0] + 0.06 - 1.5 * spacing, len(extra)
     np.testing.assert_array_equal(second.contact, first.contact)
+    held = contract.read_contact_weights(cache, len(job.particles))  # a job without weights holds each particle whole
+    assert held is not None and len(held) == len(second.contact) and np.all(held == 1.0)
     kinds = [e["event"] for e in contract.follow_events(cache / contract.EVENTS_FILE)[0]]
     assert "contact_scan" in kinds and "contact_scan" not in kinds[len(kinds) - kinds[::-1].index("start"):]
+
+
+def test_the_jobs_contact_weights_reach_the_simulation_and_a_grown_set_holds_its_new_layers_whole(tiny_job):
+    """The job's contact_weights (the share of each contact particle held) become the simulation's grip, in the job's
+    contact order; a set the contact search grows keeps them and holds the particles it adds whole; and they change
+    the motion: the beam held at half its edge layer's share fits its video differently from the whole-particle hold."""
+    from physinteract import contract
+    from physinteract.estimate.optimize import EstimateConfig, Estimator, contact_sets
+
+    folder, truth = tiny_job
+    job = contract.read_job(folder)
+    job.trajectory = truth["trajectory"]
+    cfg = EstimateConfig(mode="joint", appearance_steps=0)
+    whole = Estimator(job, cfg, folder)
+    assert whole.sim.control.grip is not None and np.all(whole.sim.control.grip == 1.0)
+    loss_whole = whole.forward_loss()
+    whole.close()
+    x = job.particles[job.contact, 0]
+    edge = x < x.min() + 1e-9  # the layer of the set nearest the free part
+    job.contact = job.contact[::-1].copy()  # any order: the weights go with their particles
+    job.contact_weights = np.where(edge[::-1], 0.5, 1.0)
+    est = Estimator(job, cfg, folder)
+    np.testing.assert_array_equal(est.sim.control.contact, job.contact)
+    np.testing.assert_array_equal(est.sim.control.grip, job.contact_weights)
+    assert abs(est.forward_loss() - loss_whole) > 1e-3 * loss_whole
+    grown = contact_sets(job.particles, job.contact, est.particle_spacing, 1)[1]
+    est._set_contact(grown)
+    added = ~np.isin(grown, job.contact)
+    assert added.any() and np.all(est.sim.control.grip[added] == 1.0)
+    weight_of = dict(zip(job.contact.tolist(), job.contact_weights.tolist()))
+    assert [weight_of[i] for i in grown[~added]] == est.sim.control.grip[~added].tolist()
+    est.close()
 
 
 def test_missing_video_is_a_clear_error(tmp_path):

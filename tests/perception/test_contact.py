@@ -99,3 +99,35 @@ def test_tiny_mask_falls_back_to_the_nearest_surface_particle(balloon):
     assert 1 <= len(sel) <= 4
     assert set(sel.tolist()) == set(surf[near].tolist())
     assert dist.min(1).max() < 1.5 * particle_spacing(obj.particles)
+
+
+def test_contact_weights_follow_the_mask_edge_continuously_where_whole_particles_jump():
+    """A flat sheet of particles facing the camera (0.04 m apart, 16 px at 1 m), its contact mask a half-plane whose
+    edge slides by a quarter spacing at a time: the held area (the sum of the weights, in particles per row) is the
+    region's width less the margin's allowance, growing by a quarter spacing each step as the region does, while the
+    plain selection's count moves by whole columns or not at all. Every plain pick is weighed (nearly) whole, and
+    every weight lies in (0, 1]."""
+    s, f, rows, cols = 0.04, 400.0, 6, 10
+    iu, iv = np.meshgrid(np.arange(cols), np.arange(rows), indexing="xy")
+    particles = np.stack([(iu.ravel() - cols / 2 + 0.5) * s, (iv.ravel() - rows / 2 + 0.5) * s, np.ones(rows * cols)], 1)
+    labels = np.zeros(len(particles), np.uint8)
+    K = np.array([[f, 0.0, 120.0], [0.0, f, 80.0], [0.0, 0.0, 1.0]])
+    w2c = np.eye(4)
+    depth = np.ones((160, 240))
+    u_col = f * particles[:cols, 0] + K[0, 2]  # pixel column of each particle column's centre
+    held, counts = [], []
+    for step in range(5):
+        edge = u_col[4] + 0.25 * step * s * f  # the mask covers the columns left of this pixel column
+        mask = np.zeros_like(depth, bool)
+        mask[:, : int(round(edge))] = True
+        pts = backproject(mask, depth, K, w2c)
+        plain = select_contact(particles, labels, pts, mask=mask, depth=depth, K=K, world_to_camera=w2c)
+        chosen, w = select_contact(particles, labels, pts, mask=mask, depth=depth, K=K, world_to_camera=w2c, weights=True)
+        assert np.all((w > 0) & (w <= 1)) and np.all(np.isin(plain, chosen))
+        assert np.all(w[np.isin(chosen, plain)] >= 0.75)
+        held.append(w.sum() / rows)
+        counts.append(len(plain) / rows)
+    # the region reaches 4.5 + k/4 spacings from the sheet's left edge; the weights hold it less the margin's
+    # allowance for a segmentation spilling past its particles (margin - 1/2 = 1/4 spacing)
+    np.testing.assert_allclose(held, 4.25 + 0.25 * np.arange(5), atol=0.07)
+    assert set(np.diff(counts).tolist()) <= {0.0, 1.0} and counts[-1] - counts[0] == 1.0

@@ -74,6 +74,11 @@ def test_init_end_to_end_on_tiny_random_models_writes_a_valid_job(tmp_path, mode
     assert job.num_frames == T and len(job.video.frames) == T and len(job.video.masks) == T
     assert all((job_dir / p).is_file() for p in job.video.frames + job.video.masks)
     assert len(job.contact) > 0 and np.all(job.labels[job.contact] == contract.SURFACE)
+    if job.interaction.type == "point_adherent":  # a grasp holds each particle by its footprint's share of the mask
+        w = job.contact_weights
+        assert w is not None and len(w) == len(job.contact) and np.all((w > 0) & (w <= 1)) and w.max() == 1.0
+    else:
+        assert job.contact_weights is None
     np.testing.assert_allclose(job.trajectory_times, np.array([0, 2, 4]) / job.fps)  # the frame folder's rate
     assert job.interaction.type == init["interaction"]["type"]
     assert init["interaction"]["source"] in ("vlm", "fallback") and init["interaction"]["message"]

@@ -588,11 +588,16 @@ def build_scene(name: str, folder: str | Path, config: BuildConfig | None = None
     res_gt = int(round(res_est * cfg.gt_factor))
     E_est, E_gt = spec.E(est.positions), spec.E(gt.positions)
     contact_est, contact_gt = np.flatnonzero(spec.contact(est.positions)), np.flatnonzero(spec.contact(gt.positions))
-    grip_gt = None
-    if spec.interaction == "point_adherent":  # the truth holds the region itself, not whole particles of its lattice
+    grip_gt = grip_est = None
+    if spec.interaction == "point_adherent":
+        # the truth holds the region itself, not whole particles of its lattice; the estimator's job is given the
+        # same region on its own lattice (the share of each particle in it), as perception gives it from a mask
         share = contact_share(spec.contact, gt.positions, spacing / cfg.gt_factor)
         contact_gt = np.flatnonzero(share > 0.0)
         grip_gt = share[contact_gt]
+        share = contact_share(spec.contact, est.positions, spacing)
+        contact_est = np.flatnonzero(share > 0.0)
+        grip_est = share[contact_est]
     if len(contact_est) == 0 or len(contact_gt) == 0:
         raise ValueError(f"scene {name}: the contact region holds no particle")
 
@@ -613,8 +618,8 @@ def build_scene(name: str, folder: str | Path, config: BuildConfig | None = None
 
     # the estimator's discretisation
     est_model = make_model(est.positions, est.volume, spec.density, E_est, spec.nu, _solver_config(spec, res_est))
-    true_control = _control(spec, contact_est, est.positions, times, spec.path)
-    novel_control = _control(spec, contact_est, est.positions, times, spec.novel_path)
+    true_control = _control(spec, contact_est, est.positions, times, spec.path, grip_est)
+    novel_control = _control(spec, contact_est, est.positions, times, spec.novel_path, grip_est)
     sub_est = cfl_substeps(est_model, true_control, frame_dt, duration, est_model.config)
 
     # the video
@@ -648,7 +653,7 @@ def build_scene(name: str, folder: str | Path, config: BuildConfig | None = None
     job = contract.Job(
         particles=est.positions, labels=est.labels, volume=est.volume,
         E=np.full(n, E_guess), nu=np.full(n, 0.3), density=np.full(n, spec.density),
-        contact=contact_est, trajectory_times=t0_times, trajectory=t0_values, interaction=it,
+        contact=contact_est, contact_weights=grip_est, trajectory_times=t0_times, trajectory=t0_values, interaction=it,
         fps=cfg.fps, frame_start=1, frame_end=1 + cfg.frames,
         solver=contract.SolverSettings(grid_resolution=res_est, domain_min=est_model.config.domain_min,
                                        domain_max=est_model.config.domain_max,

@@ -16,6 +16,7 @@ from physinteract.contract.cache import (
     CACHE_SCHEMA,
     CACHE_VERSION,
     CONTACT_FILE,
+    CONTACT_WEIGHTS_FILE,
     ESTIMATE_SUMMARY_FILE,
     EVENTS_FILE,
     FRAMES_DIR,
@@ -33,6 +34,7 @@ from physinteract.contract.cache import (
     iter_frames,
     read_cache_manifest,
     read_contact,
+    read_contact_weights,
     read_frame,
     read_material,
 )

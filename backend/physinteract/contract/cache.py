@@ -299,6 +299,25 @@ def read_contact(folder: str | Path, count: int) -> np.ndarray | None:
     return np.unique(a.astype(np.int64))
 
 
+def read_contact_weights(folder: str | Path, count: int) -> np.ndarray | None:
+    """The share of each particle of an estimate cache's contact set that the estimate held
+    (estimate_contact_weights.npy): [K] in (0, 1], in the order of :func:`read_contact`'s indices,
+    or None when the cache has none (an older estimate, or no contact set)."""
+    path = Path(folder) / CONTACT_WEIGHTS_FILE
+    if not path.is_file():
+        return None
+    raw = load_npy(Path(folder) / CONTACT_FILE, "contact") if (Path(folder) / CONTACT_FILE).is_file() else None
+    if raw is None:
+        raise ContractError(path, "contact_weights", f"beside {CONTACT_FILE}", f"no {CONTACT_FILE}")
+    read_contact(folder, count)  # the indices' own checks
+    w = load_npy(path, "contact_weights")
+    if w.shape != raw.shape or not np.issubdtype(w.dtype, np.floating) or (w.size and not np.all((w > 0.0) & (w <= 1.0))):
+        raise ContractError(path, "contact_weights", f"{list(raw.shape)} floats in (0, 1], one per contact particle",
+                            f"shape {list(w.shape)}, dtype {w.dtype}" + (f", range [{w.min()}, {w.max()}]" if w.size else ""))
+    _, first = np.unique(raw.astype(np.int64), return_index=True)
+    return w.astype(np.float64)[first]
+
+
 def _frame_complete(done: Path, verify: bool) -> bool:
     """Whether the marker ``done`` exists and agrees with its .npz (size; SHA-256 with ``verify``)."""
     npz = done.with_suffix(".npz")
@@ -378,10 +397,11 @@ def assemble_pc2(folder: str | Path) -> list[Path]:
 
 
 CONTACT_FILE = "estimate_contact.npy"
+CONTACT_WEIGHTS_FILE = "estimate_contact_weights.npy"  # [K] float64 in (0, 1], in CONTACT_FILE's order
 ESTIMATE_SUMMARY_FILE = "estimate.json"  # an estimate cache's summary: mode, iterations, psnr, ssim, seconds, history
 _KNOWN_CACHE_FILES = re.compile(
     r"^(cache\.json|events\.jsonl|log\.txt|material_(E|nu)\.npy|[A-Za-z0-9_\-]+\.pc2|report\.(json|md)|checkpoint\.npz"
-    r"|estimate\.json|estimate_(trajectory|trajectory_times|contact)\.npy|estimate_checkpoint\.pt|\..*\.tmp)$"
+    r"|estimate\.json|estimate_(trajectory|trajectory_times|contact|contact_weights)\.npy|estimate_checkpoint\.pt|\..*\.tmp)$"
 )
 
 

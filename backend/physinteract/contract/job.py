@@ -150,7 +150,9 @@ class Job:
 
     particles: [N, 3] rest positions (m, world).  labels: [N] uint8, 0 surface,
     1 interior.  volume: [N] m^3.  E: [N] Pa.  nu: [N].  density: [N] kg/m^3.
-    contact: [K] int64 indices into particles.
+    contact: [K] int64 indices into particles.  contact_weights: optional [K] float64 in (0, 1], the
+    share of each contact particle the interaction holds (a particle on the contact region's edge
+    is held in part, so the edge need not fall on the particle lattice); None: all of each.
     trajectory_times: [M] seconds from frame_start; trajectory: [M, 3] m or N.
     Frames frame_start..frame_end (inclusive) play at ``fps``.
     """
@@ -174,6 +176,7 @@ class Job:
     point_sets: list[PointSet] = field(default_factory=list)
     name: str = "job"
     metadata: dict[str, Any] = field(default_factory=dict)
+    contact_weights: np.ndarray | None = None
 
     @property
     def num_frames(self) -> int:
@@ -205,6 +208,8 @@ def write_job(job: Job, folder: str | Path) -> Path:
         "trajectory_times": np.asarray(job.trajectory_times, np.float64),
         "trajectory": np.asarray(job.trajectory, np.float64),
     }
+    if job.contact_weights is not None:
+        arrays["contact_weights"] = np.asarray(job.contact_weights, np.float64)
     if job.camera is not None:
         arrays["camera_K"] = np.asarray(job.camera.K, np.float64)
         arrays["camera_world_to_camera"] = np.asarray(job.camera.world_to_camera, np.float64)
@@ -361,6 +366,7 @@ def read_job(folder: str | Path) -> Job:
         point_sets=point_sets,
         name=str(m.get("name", "job")),
         metadata=dict(m.get("metadata") or {}),
+        contact_weights=arr("contact_weights") if "contact_weights" in (m.get("arrays") or {}) else None,
     )
     _validate(job, mpath, folder)
     return job
@@ -453,6 +459,12 @@ def _validate(job: Job, mpath: Path, folder: Path | None = None) -> None:
     c = np.asarray(job.contact)
     if c.size and (c.min() < 0 or c.max() >= n):
         raise ContractError(f("contact"), "contact", f"indices in [0, {n})", f"range [{c.min()}, {c.max()}]")
+    if job.contact_weights is not None:
+        _check_array(f("contact_weights"), "contact_weights", job.contact_weights, (len(c),))
+        w = np.asarray(job.contact_weights)
+        if w.size and not np.all((w > 0.0) & (w <= 1.0)):
+            raise ContractError(f("contact_weights"), "contact_weights", "the share of each contact particle held, in (0, 1]",
+                                f"range [{w.min()}, {w.max()}]")
     m = len(np.asarray(job.trajectory_times))
     _check_array(f("trajectory_times"), "trajectory_times", job.trajectory_times, (m,))
     _check_array(f("trajectory"), "trajectory", job.trajectory, (m, 3))

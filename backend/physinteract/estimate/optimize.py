@@ -304,6 +304,11 @@ class Estimator:
         self.sim = Simulator(model, self.control, 1.0 / job.fps, self.num_frames, scfg)
         self.binding = binding_from_job(job, self.observation)
         self.field = MaterialField(job.particles, job.labels, job.E, job.nu, cfg.field)
+        # [N] the share of each particle a contact set holds when it is in the set: the job's weights, 1 elsewhere
+        # (a set grown by the contact search holds its new layers whole)
+        self.contact_weight = np.ones(len(job.particles))
+        if job.contact_weights is not None:
+            self.contact_weight[np.asarray(job.contact, np.int64)] = np.asarray(job.contact_weights, np.float64)
         self._set_contact(self.control.contact)
         self.T0 = torch.tensor(np.asarray(self.control.values, np.float64))  # a copy: the lag scan moves it, not the job
         self.keys = torch.nn.Parameter(self.T0.clone())
@@ -550,8 +555,10 @@ class Estimator:
         return r, factor.get(r, 0.0)
 
     def _set_contact(self, contact: np.ndarray) -> None:
-        self.control = dataclasses.replace(self.control, contact=np.asarray(contact, np.int64))
-        self.sim.control = dataclasses.replace(self.sim.control, contact=self.control.contact)
+        contact = np.asarray(contact, np.int64)
+        grip = self.contact_weight[contact]
+        self.control = dataclasses.replace(self.control, contact=contact, grip=grip)
+        self.sim.control = dataclasses.replace(self.sim.control, contact=contact, grip=grip)
         grasped = self.config.held_from_free and self.control.contact_mode == 1
         self.field.hold(self.control.contact if grasped else None)
 
@@ -683,6 +690,8 @@ class Estimator:
         h = hashlib.sha256()
         for a in (self.job.particles, self.job.contact, self.job.trajectory, self.job.E, self.job.nu):
             h.update(np.ascontiguousarray(a).tobytes())
+        if self.job.contact_weights is not None:
+            h.update(np.ascontiguousarray(self.job.contact_weights, np.float64).tobytes())
         h.update(json.dumps(asdict(self.config), sort_keys=True, default=str).encode())
         return h.hexdigest()[:16]
 
@@ -1046,5 +1055,6 @@ def write_estimate_cache(cache: Path, job: contract.Job, est: Estimator, result:
     contract.atomic_save_npy(cache / "estimate_trajectory.npy", result.trajectory)
     contract.atomic_save_npy(cache / "estimate_trajectory_times.npy", result.trajectory_times)
     contract.atomic_save_npy(cache / contract.CONTACT_FILE, np.asarray(result.contact, np.int64))
+    contract.atomic_save_npy(cache / contract.CONTACT_WEIGHTS_FILE, est.contact_weight[np.asarray(result.contact, np.int64)])
     contract.atomic_write_json(cache / contract.ESTIMATE_SUMMARY_FILE, {**result.summary(), "history": result.history})
     writer.finish("cancelled" if result.stopped else "complete", "stopped by request" if result.stopped else "")

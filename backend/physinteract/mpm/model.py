@@ -325,7 +325,7 @@ def model_from_job(job: Job, config: SolverConfig | None = None) -> Model:
 
 
 def control_from_job(job: Job) -> Control:
-    """The Control of a contract Job (its Interaction, contact set and trajectory)."""
+    """The Control of a contract Job (its Interaction, contact set with its weights, and trajectory)."""
     it = job.interaction
     times = np.asarray(job.trajectory_times, np.float64)
     values = np.asarray(job.trajectory, np.float64)
@@ -340,6 +340,7 @@ def control_from_job(job: Job) -> Control:
         interaction=it.type,
         drive=it.drive,
         contact=np.asarray(job.contact, np.int64),
+        grip=None if job.contact_weights is None else np.asarray(job.contact_weights, np.float64),
         times=times,
         values=values,
         collider=collider,

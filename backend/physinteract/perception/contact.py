@@ -15,6 +15,7 @@ happened to land). Units: metres, pixels; world frame Blender's (+Z up).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -79,8 +80,10 @@ def select_contact(
     K: np.ndarray | None = None,
     world_to_camera: np.ndarray | None = None,
     config: ContactConfig | None = None,
-) -> np.ndarray:
-    """Indices [K] (int64, sorted) of the surface particles touched by the contact region.
+    weights: bool = False,
+) -> Any:
+    """Indices [K] (int64, sorted) of the surface particles touched by the contact region; with
+    ``weights``, also the share [K] in (0, 1] of each one the region holds.
 
     With the view (``mask``, ``depth``, ``K``, ``world_to_camera``) a surface particle is chosen when
 
@@ -90,6 +93,13 @@ def select_contact(
       (converted to pixels at the particle's depth) inside the mask. A particle's share of the
       surface reaches about half a spacing around it, while a rendered or segmented region spills
       past its particles by the footprint of their Gaussians, so this keeps the ring just outside.
+
+    With ``weights`` the mask test is graded: a particle's footprint is the square of one spacing
+    around its projection, and its share is the fraction of that square (4 x 4 samples) that lies
+    at least ``margin`` - 1/2 spacings inside the mask; every particle with a share above zero is
+    chosen, those the plain test chooses with a share of (nearly) one. The region's edge then need
+    not fall on the particle lattice: a grasp holds the region, not whole particles around it
+    (``contract.Job.contact_weights``). The nearest-particle fallback's particles weigh 1.
 
     This covers a surface patch densely. When it selects nothing (a point grasp whose mask is
     smaller than a particle's share), or without the view, the contact set is the nearest surface
@@ -109,25 +119,29 @@ def select_contact(
         raise ValueError("select_contact: the object has no surface particles (labels all 1)")
     pts = np.asarray(points, np.float64).reshape(-1, 3)
     spacing = particle_spacing(x)
-    chosen = np.zeros(len(x), bool)
+    share = np.zeros(len(x))
     view = (mask, depth, K, world_to_camera)
     if all(a is not None for a in view):
-        chosen[surface[_seen_through_mask(x[surface], np.asarray(mask, bool), np.asarray(depth, np.float64),
-                                          np.asarray(K, np.float64), np.asarray(world_to_camera, np.float64), spacing, cfg)]] = True
+        share[surface] = _share_through_mask(x[surface], np.asarray(mask, bool), np.asarray(depth, np.float64),
+                                             np.asarray(K, np.float64), np.asarray(world_to_camera, np.float64), spacing, cfg,
+                                             graded=weights)
     elif any(a is not None for a in view):
         raise ValueError("select_contact: give all of mask, depth, K and world_to_camera for the mask test, or none")
-    if not chosen.any() and len(pts):
+    if not share.any() and len(pts):
         from physinteract.geometry.neighbors import knn
 
         reach = cfg.radius * spacing if radius is None else float(radius)
         d, nearest = knn(pts, x[surface], 1)  # each lifted point's nearest surface particle
-        chosen[surface[nearest[d[:, 0] <= reach, 0]]] = True
-    return np.flatnonzero(chosen).astype(np.int64)
+        share[surface[nearest[d[:, 0] <= reach, 0]]] = 1.0
+    chosen = np.flatnonzero(share > 0.0).astype(np.int64)
+    return (chosen, share[chosen]) if weights else chosen
 
 
-def _seen_through_mask(x: np.ndarray, mask: np.ndarray, depth: np.ndarray, K: np.ndarray, w2c: np.ndarray,
-                       spacing: float, cfg: ContactConfig) -> np.ndarray:
-    """Bool [S] per surface particle x [S, 3]: visible behind ``mask`` and at least ``cfg.margin`` spacings inside it."""
+def _share_through_mask(x: np.ndarray, mask: np.ndarray, depth: np.ndarray, K: np.ndarray, w2c: np.ndarray,
+                        spacing: float, cfg: ContactConfig, graded: bool) -> np.ndarray:
+    """Per surface particle x [S, 3], visible at the rendered depth of the pixel it projects to: 1 where its
+    projection lies at least ``cfg.margin`` spacings inside ``mask`` and 0 elsewhere, or with ``graded`` the
+    share of its footprint square (one spacing, 4 x 4 samples) lying at least ``cfg.margin`` - 1/2 spacings inside."""
     import cv2
 
     H, W = mask.shape
@@ -141,10 +155,20 @@ def _seen_through_mask(x: np.ndarray, mask: np.ndarray, depth: np.ndarray, K: np
     ok = (z > 0) & (u >= 0) & (u < W) & (v >= 0) & (v < H)
     i = np.flatnonzero(ok)
     d = depth[v[i], u[i]]
-    margin_px = cfg.margin * spacing * float(np.sqrt(K[0, 0] * K[1, 1])) / z[i]
-    seen = mask[v[i], u[i]] & (d > 0) & (np.abs(z[i] - d) <= cfg.depth_tolerance * spacing) & (inner[v[i], u[i]] >= margin_px)
-    out = np.zeros(len(x), bool)
-    out[i[seen]] = True
+    spacing_px = spacing * float(np.sqrt(K[0, 0] * K[1, 1])) / z[i]
+    visible = (d > 0) & (np.abs(z[i] - d) <= cfg.depth_tolerance * spacing)
+    out = np.zeros(len(x))
+    if not graded:
+        out[i] = visible & mask[v[i], u[i]] & (inner[v[i], u[i]] >= cfg.margin * spacing_px)
+        return out
+    inside = np.zeros(len(i))
+    offsets = (np.arange(4) + 0.5) / 4 - 0.5
+    for du in offsets:
+        for dv in offsets:
+            su = np.clip(np.floor(uv[i, 0] + du * spacing_px).astype(np.int64), 0, W - 1)
+            sv = np.clip(np.floor(uv[i, 1] + dv * spacing_px).astype(np.int64), 0, H - 1)
+            inside += mask[sv, su] & (inner[sv, su] >= (cfg.margin - 0.5) * spacing_px)
+    out[i] = np.where(visible, inside / 16.0, 0.0)
     return out
 
 

@@ -237,7 +237,11 @@ def _run(job_dir: Path, opts: InitOptions, ev: InitEvents, stage: list[str]) -> 
     if len(points) == 0:
         raise ValueError("the contact region does not overlap the object on the first frame; give --contact-box, --contact-point "
                          "or --contact-mask on the object")
-    contact = select_contact(job.particles, job.labels, points, mask=contact0, depth=depth0, K=K, world_to_camera=w2c)
+    # a grasp holds the region itself: the share of each particle's footprint in the mask (None: each whole)
+    grasp = guess.type == "point_adherent"
+    picked = select_contact(job.particles, job.labels, points, mask=contact0, depth=depth0, K=K, world_to_camera=w2c,
+                            weights=grasp)
+    contact, held = picked if grasp else (picked, None)
     ev.emit("progress", stage="contact", fraction=1.0, message=f"{len(contact)} contact particles from {len(points)} pixels")
 
     # ---------------------------------------------------------------- track
@@ -251,7 +255,7 @@ def _run(job_dir: Path, opts: InitOptions, ev: InitEvents, stage: list[str]) -> 
     lifted = lift_tracks(choice.centre, anchor, K, w2c, choice.scale)
     displacement = lifted - lifted[0]
     if guess.type == "point_adherent":
-        origin = job.particles[contact].mean(0)
+        origin = (held @ job.particles[contact]) / held.sum() if held is not None else job.particles[contact].mean(0)
     elif guess.type == "point_non_adherent":
         out = anchor - job.particles.mean(0)
         origin = anchor + job.interaction.collider_radius * out / max(float(np.linalg.norm(out)), 1e-12)
@@ -269,6 +273,7 @@ def _run(job_dir: Path, opts: InitOptions, ev: InitEvents, stage: list[str]) -> 
     for k, v in DEFAULT_INTERACTIONS[guess.type].items():
         setattr(it, k, v)
     new.contact = contact
+    new.contact_weights = held
     new.trajectory_times, new.trajectory = kt, kv
     if from_file:
         new.fps = fps
