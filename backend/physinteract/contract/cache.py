@@ -306,10 +306,9 @@ def read_contact_weights(folder: str | Path, count: int) -> np.ndarray | None:
     path = Path(folder) / CONTACT_WEIGHTS_FILE
     if not path.is_file():
         return None
-    raw = load_npy(Path(folder) / CONTACT_FILE, "contact") if (Path(folder) / CONTACT_FILE).is_file() else None
-    if raw is None:
+    if read_contact(folder, count) is None:  # (which checks the indices)
         raise ContractError(path, "contact_weights", f"beside {CONTACT_FILE}", f"no {CONTACT_FILE}")
-    read_contact(folder, count)  # the indices' own checks
+    raw = load_npy(Path(folder) / CONTACT_FILE, "contact")
     w = load_npy(path, "contact_weights")
     if w.shape != raw.shape or not np.issubdtype(w.dtype, np.floating) or (w.size and not np.all((w > 0.0) & (w <= 1.0))):
         raise ContractError(path, "contact_weights", f"{list(raw.shape)} floats in (0, 1], one per contact particle",
