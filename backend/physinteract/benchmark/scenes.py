@@ -587,7 +587,6 @@ def build_scene(name: str, folder: str | Path, config: BuildConfig | None = None
     est, gt, spacing, res_est, rng = scene_lattices(name, cfg)
     res_gt = int(round(res_est * cfg.gt_factor))
     E_est, E_gt = spec.E(est.positions), spec.E(gt.positions)
-    contact_est, contact_gt = np.flatnonzero(spec.contact(est.positions)), np.flatnonzero(spec.contact(gt.positions))
     grip_gt = grip_est = None
     if spec.interaction == "point_adherent":
         # the truth holds the region itself, not whole particles of its lattice; the estimator's job is given the
@@ -598,6 +597,8 @@ def build_scene(name: str, folder: str | Path, config: BuildConfig | None = None
         share = contact_share(spec.contact, est.positions, spacing)
         contact_est = np.flatnonzero(share > 0.0)
         grip_est = share[contact_est]
+    else:  # a collider's contact set only marks where it touches
+        contact_est, contact_gt = np.flatnonzero(spec.contact(est.positions)), np.flatnonzero(spec.contact(gt.positions))
     if len(contact_est) == 0 or len(contact_gt) == 0:
         raise ValueError(f"scene {name}: the contact region holds no particle")
 

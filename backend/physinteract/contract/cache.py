@@ -289,6 +289,12 @@ def read_material(folder: str | Path, count: int | None = None) -> tuple[np.ndar
 def read_contact(folder: str | Path, count: int) -> np.ndarray | None:
     """The contact set of an estimate cache (estimate_contact.npy): sorted unique particle indices
     [K] into the job's ``count`` particles, or None when the cache has none (an older estimate)."""
+    raw = _contact_as_written(folder, count)
+    return None if raw is None else np.unique(raw)
+
+
+def _contact_as_written(folder: str | Path, count: int) -> np.ndarray | None:
+    """estimate_contact.npy's indices [K] (int64) in the order written, checked; None when absent."""
     path = Path(folder) / CONTACT_FILE
     if not path.is_file():
         return None
@@ -296,7 +302,7 @@ def read_contact(folder: str | Path, count: int) -> np.ndarray | None:
     if a.ndim != 1 or not np.issubdtype(a.dtype, np.integer) or (len(a) and (a.min() < 0 or a.max() >= count)):
         raise ContractError(path, "contact", f"integer particle indices in [0, {count})",
                             f"shape {list(a.shape)}, dtype {a.dtype}" + (f", range [{a.min()}, {a.max()}]" if a.size else ""))
-    return np.unique(a.astype(np.int64))
+    return a.astype(np.int64)
 
 
 def read_contact_weights(folder: str | Path, count: int) -> np.ndarray | None:
@@ -306,14 +312,14 @@ def read_contact_weights(folder: str | Path, count: int) -> np.ndarray | None:
     path = Path(folder) / CONTACT_WEIGHTS_FILE
     if not path.is_file():
         return None
-    if read_contact(folder, count) is None:  # (which checks the indices)
+    raw = _contact_as_written(folder, count)
+    if raw is None:
         raise ContractError(path, "contact_weights", f"beside {CONTACT_FILE}", f"no {CONTACT_FILE}")
-    raw = load_npy(Path(folder) / CONTACT_FILE, "contact")
     w = load_npy(path, "contact_weights")
     if w.shape != raw.shape or not np.issubdtype(w.dtype, np.floating) or (w.size and not np.all((w > 0.0) & (w <= 1.0))):
         raise ContractError(path, "contact_weights", f"{list(raw.shape)} floats in (0, 1], one per contact particle",
                             f"shape {list(w.shape)}, dtype {w.dtype}" + (f", range [{w.min()}, {w.max()}]" if w.size else ""))
-    _, first = np.unique(raw.astype(np.int64), return_index=True)
+    _, first = np.unique(raw, return_index=True)
     return w.astype(np.float64)[first]
 
 
