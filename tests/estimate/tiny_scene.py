@@ -61,6 +61,21 @@ def trajectory(frames: int, novel: bool = False) -> tuple[np.ndarray, np.ndarray
     return t, off
 
 
+def path_error(times: np.ndarray, keys: np.ndarray, true_times: np.ndarray, true_keys: np.ndarray,
+               ray: np.ndarray | None = None, along: bool = False) -> float:
+    """RMS (m) over the frames of the error of the hand's displacement p(t) - p(0) along the spline through
+    (``times``, ``keys``) against the one through (``true_times``, ``true_keys``); with a unit ``ray``, its part
+    off the ray (or along it, ``along``)."""
+    from physinteract.mpm import spline
+
+    t = np.arange(0.0, float(true_times[-1]) + 1e-9, 1.0 / FPS)
+    p, q = spline.evaluate(times, keys, t)[0], spline.evaluate(true_times, true_keys, t)[0]
+    d = (p - p[0]) - (q - q[0])
+    if ray is not None:
+        d = np.outer(d @ ray, ray) if along else d - np.outer(d @ ray, ray)
+    return float(np.sqrt((d**2).sum(1).mean()))
+
+
 def E_field(x: np.ndarray, E: float, ratio: float) -> np.ndarray:
     """Young's modulus (Pa) at rest positions [N, 3]: E on the free half (x < 0), ratio * E on the grasped half."""
     return np.where(np.asarray(x)[:, 0] < CENTER[0], E, E * ratio)

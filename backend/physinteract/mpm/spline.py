@@ -71,3 +71,16 @@ def evaluate(times: np.ndarray, values: np.ndarray, t: np.ndarray | float) -> tu
     a, b = hermite_weights(times, t)
     values = np.asarray(values, np.float64)
     return a @ values, b @ values
+
+
+def shifted(times: np.ndarray, values: np.ndarray, offset: float) -> np.ndarray:
+    """[M, 3] keyframes at ``times`` [M] s of the path p(t + ``offset``) (s), where p is the spline through
+    (``times``, ``values``) continued past its ends along its first and last chords (the spline itself is
+    held there). A tracker that reports a motion late by tau is undone by an offset of +tau."""
+    times = np.asarray(times, np.float64)
+    values = np.asarray(values, np.float64)
+    v_start = (values[1] - values[0]) / (times[1] - times[0])
+    v_end = (values[-1] - values[-2]) / (times[-1] - times[-2])
+    t = times + offset
+    p = evaluate(times, values, np.clip(t, times[0], times[-1]))[0]
+    return p + np.minimum(t - times[0], 0.0)[:, None] * v_start + np.maximum(t - times[-1], 0.0)[:, None] * v_end
